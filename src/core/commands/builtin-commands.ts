@@ -1,0 +1,55 @@
+import type { Command } from './command.js';
+
+export interface StatusSnapshot {
+  agentName: string;
+  version: string;
+  uptimeSeconds: number;
+  provider: { id: string; model: string };
+  memoryBackend: 'log' | 'redis';
+}
+
+export function formatUptime(seconds: number): string {
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = Math.floor(seconds % 60);
+  return [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
+}
+
+export function createBuiltinCommands(status: () => StatusSnapshot): Command[] {
+  const commands: Command[] = [
+    {
+      name: 'help',
+      summary: 'list the commands',
+      run: () => ({
+        text: ['Commands:', ...commands.map((c) => `/${c.name} - ${c.summary}`)].join('\n'),
+      }),
+    },
+    {
+      name: 'status',
+      summary: 'provider, memory backend, uptime and version',
+      run: () => {
+        const s = status();
+        const provider =
+          s.provider.id === 'none' ? 'none configured' : `${s.provider.id} (${s.provider.model})`;
+        return {
+          text: [
+            `${s.agentName} v${s.version}`,
+            `provider: ${provider}`,
+            `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}`,
+            `uptime: ${formatUptime(s.uptimeSeconds)}`,
+          ].join('\n'),
+        };
+      },
+    },
+    {
+      name: 'reset',
+      summary: 'start a fresh conversation (history is kept, but no longer sent as context)',
+      run: () => ({
+        text: 'Context cleared. The next message starts a fresh conversation.',
+        resetContext: true,
+      }),
+    },
+  ];
+  return commands;
+}

@@ -1,0 +1,35 @@
+/**
+ * The environment variables that override the config file. One table, so `doctor`, the README
+ * and error messages agree on the names. Secrets may also come from `NAME_FILE` (a path whose
+ * content is the value), as Docker and Kubernetes mount them.
+ */
+export type EnvValueType = 'string' | 'integer' | 'boolean' | 'csv';
+
+export interface EnvOverride {
+  env: string;
+  /** Path into the raw config; a provider path starts with `providers` and the provider's id. */
+  path: readonly string[];
+  type: EnvValueType;
+  secret: boolean;
+}
+
+export const ENV_OVERRIDES: readonly EnvOverride[] = [
+  { env: 'HTTP_HOST', path: ['http', 'host'], type: 'string', secret: false },
+  { env: 'HTTP_PORT', path: ['http', 'port'], type: 'integer', secret: false },
+  { env: 'HTTP_AUTH_TOKENS', path: ['http', 'authTokens'], type: 'csv', secret: true },
+  { env: 'DATA_DIR', path: ['memory', 'dataDir'], type: 'string', secret: false },
+  { env: 'REDIS_URL', path: ['redis', 'url'], type: 'string', secret: true },
+  { env: 'REDIS_KEY_PREFIX', path: ['redis', 'keyPrefix'], type: 'string', secret: false },
+  { env: 'LOG_LEVEL', path: ['log', 'level'], type: 'string', secret: false },
+  { env: 'SYSTEM_PROMPT', path: ['agent', 'systemPrompt'], type: 'string', secret: false },
+  { env: 'LOCAL_LLM_PROBE', path: ['localProbe', 'enabled'], type: 'boolean', secret: false },
+  { env: 'OPENAI_API_KEY', path: ['providers', 'openai', 'apiKey'], type: 'string', secret: true },
+  { env: 'OPENAI_BASE_URL', path: ['providers', 'openai', 'baseURL'], type: 'string', secret: false },
+  { env: 'OPENAI_MODEL', path: ['providers', 'openai', 'model'], type: 'string', secret: false },
+  { env: 'ANTHROPIC_API_KEY', path: ['providers', 'anthropic', 'apiKey'], type: 'string', secret: true },
+  { env: 'ANTHROPIC_BASE_URL', path: ['providers', 'anthropic', 'baseURL'], type: 'string', secret: false },
+  { env: 'ANTHROPIC_MODEL', path: ['providers', 'anthropic', 'model'], type: 'string', secret: false },
+];
+
+/** Config keys whose values are masked wherever they are shown. */
+export const SECRET_KEYS = new Set(['apiKey', 'authTokens', 'url']);

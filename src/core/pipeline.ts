@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ChatProvider, ChatResult } from '../providers/provider.js';
+import type { Command } from './commands/command.js';
+import { parseCommand } from './commands/command.js';
+import { buildContext, type ContextLimits } from './context-window.js';
+import { AgentError, isAgentError } from './errors.js';
+import type { IdentityResolver } from './identity.js';
+import type { InboundMessage, Reply } from './inbound-message.js';
+import type { MemoryStore } from './memory/memory-store.js';
+
+export interface PipelineOptions {
+  memory: MemoryStore;
+  identity: IdentityResolver;
+  provider: () => ChatProvider;
+  commands: readonly Command[];
+  systemPrompt: string;
+  context: ContextLimits;
+  turnTimeoutMs: number;
+  maxMessageChars: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface HandleOptions {
+  /** Called with each piece of reply text as the provider streams it. */
+  onText?: (text: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The platform-free path of one inbound message: dedupe -> identity -> command or agent turn ->
+ * durable commit -> reply. The reply is returned only after its turn is durable, so nothing a
+ * person was answered can be lost.
+ */
+export class Pipeline {
+  private readonly commandsByName: Map<string, Command>;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private accepting = true;
+  private readonly now: () => number;
+
+  constructor(private readonly options: PipelineOptions) {
+    this.commandsByName = new Map(options.commands.map((c) => [c.name, c]));
+    this.now = options.now ?? Date.now;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  handle(message: InboundMessage, options: HandleOptions = {}): Promise<Reply> {
+    if (!this.accepting) {
+      return Promise.reject(
+        new AgentError('shutting_down', 'the agent is shutting down; retry on another node'),
+      );
+    }
+    const work = this.process(message, options);
+    this.inFlight.add(work);
+    const done = () => this.inFlight.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  /** Stops taking new messages and waits (up to `timeoutMs`) for in-flight ones. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.accepting = false;
+    const all = Promise.allSettled([...this.inFlight]).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const finished = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return finished;
+  }
+
+  private async process(message: InboundMessage, options: HandleOptions): Promise<Reply> {
+    const text = message.text.trim();
+    if (text.length === 0) throw new AgentError('bad_request', 'the message is empty');
+    if (text.length > this.options.maxMessageChars) {
+      throw new AgentError(
+        'bad_request',
+        `the message is longer than ${this.options.maxMessageChars} characters`,
+      );
+    }
+    const { memory } = this.options;
+    const eventKey = `${message.channel}:${message.eventId}`;
+    const personId = await this.options.identity.resolve(message.channel, message.userId);
+
+    const claim = await this.wrapMemory(() => memory.claimEvent(eventKey));
+    if (claim.status === 'answered') {
+      return { text: claim.reply, duplicate: true, kind: 'agent', personId };
+    }
+    if (claim.status === 'in_progress') {
+      throw new AgentError('event_in_progress', `event ${message.eventId} is being answered already`);
+    }
+
+    try {
+      const command = parseCommand(text);
+      if (command) {
+        const handler = this.commandsByName.get(command.name);
+        const result = handler
+          ? await handler.run({ personId, channel: message.channel, args: command.args })
+          : { text: `Unknown command /${command.name}. Try /help.` };
+        await this.wrapMemory(() =>
+          memory.commit({
+            eventKey,
+            reply: result.text,
+            ...(result.resetContext ? { reset: { reset: true as const, personId, at: this.now() } } : {}),
+          }),
+        );
+        return { text: result.text, duplicate: false, kind: 'command', personId };
+      }
+
+      const result = await this.agentTurn(personId, text, options);
+      await this.wrapMemory(() =>
+        memory.commit({
+          eventKey,
+          reply: result.text,
+          turn: {
+            id: randomUUID(),
+            personId,
+            channel: message.channel,
+            user: text,
+            assistant: result.text,
+            at: this.now(),
+          },
+        }),
+      );
+      return { text: result.text, duplicate: false, kind: 'agent', personId, providerId: result.providerId };
+    } catch (error) {
+      // Give the event back so the platform's (or the person's) retry is answered.
+      await memory.releaseEvent(eventKey).catch((releaseError: unknown) => {
+        this.options.logger.warn({ err: releaseError, eventKey }, 'could not release an event claim');
+      });
+      throw error;
+    }
+  }
+
+  private async agentTurn(personId: string, text: string, options: HandleOptions): Promise<ChatResult> {
+    const { context, systemPrompt } = this.options;
+    const turns = await this.wrapMemory(() => this.options.memory.recentTurns(personId, context.maxTurns));
+    const request = { system: systemPrompt, messages: buildContext(turns, text, systemPrompt, context) };
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
+      : AbortSignal.timeout(this.options.turnTimeoutMs);
+    const provider = this.options.provider();
+    if (!options.onText) return provider.complete(request, { signal });
+    for await (const event of provider.stream(request, { signal })) {
+      if (event.type === 'text') options.onText(event.text);
+      else return event.result;
+    }
+    throw new AgentError(
+      'provider_unavailable',
+      `provider "${provider.id}" ended its stream without a result`,
+    );
+  }
+
+  private async wrapMemory<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (isAgentError(error)) throw error;
+      throw new AgentError('memory_unavailable', 'conversation memory is unavailable; nothing was stored', {
+        cause: error,
+      });
+    }
+  }
+}

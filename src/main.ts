@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { isConfigError } from './core/config/config-error.js';
+import { loadConfig } from './core/config/load-config.js';
+import { type Agent, createAgent } from './core/create-agent.js';
+import { doctorExitCode, formatDoctorReport, runDoctor } from './core/doctor.js';
+
+/** EX_CONFIG from sysexits.h: PM2 and systemd logs show the cause at a glance. */
+const EXIT_CONFIG = 78;
+
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0] ?? 'start';
+  if (command === '--help' || command === 'help') {
+    process.stdout.write('usage: redundant-agent [start|doctor]\n');
+    return;
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (isConfigError(error)) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+
+  if (command === 'doctor') {
+    const findings = await runDoctor(config);
+    process.stdout.write(`${formatDoctorReport(config, findings)}\n`);
+    process.exit(doctorExitCode(findings));
+  }
+  if (command !== 'start') {
+    process.stderr.write(`unknown command "${command}"; use start or doctor\n`);
+    process.exit(2);
+  }
+
+  const agent: Agent = await createAgent(config);
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    agent.logger.info({ signal }, 'shutting down: finishing in-flight turns');
+    agent.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        agent.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('unhandledRejection', (reason) => agent.logger.error({ err: reason }, 'unhandled rejection'));
+
+  try {
+    await agent.start();
+  } catch (error) {
+    agent.logger.fatal({ err: error }, 'could not start');
+    process.exit(1);
+  }
+  // PM2's wait_ready: the new process takes traffic only once it says so.
+  process.send?.('ready');
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`fatal: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,77 @@
+import type { Logger } from 'pino';
+import type { AgentConfig, ProviderConfig } from '../core/config/schema.js';
+import { AnthropicProvider } from './anthropic-provider.js';
+import { OpenAiProvider } from './openai-provider.js';
+import type { ChatProvider } from './provider.js';
+import { UnconfiguredProvider } from './unconfigured-provider.js';
+
+export function createProvider(config: ProviderConfig, fetch?: typeof globalThis.fetch): ChatProvider {
+  if (config.kind === 'anthropic') {
+    return new AnthropicProvider({ ...config, ...(fetch ? { fetch } : {}) });
+  }
+  return new OpenAiProvider({ ...config, ...(fetch ? { fetch } : {}) });
+}
+
+/**
+ * The provider the agent answers with: the first configured one; otherwise a local
+ * OpenAI-compatible server if one answers at `localProbe.baseURL`; otherwise a stand-in whose
+ * replies say which variable to set.
+ */
+export async function selectProvider(
+  config: Readonly<AgentConfig>,
+  deps: { logger: Logger; fetch?: typeof globalThis.fetch },
+): Promise<ChatProvider> {
+  const [first, ...rest] = config.providers;
+  if (first) {
+    if (rest.length > 0) {
+      deps.logger.info(
+        { using: first.id, others: rest.map((p) => p.id) },
+        'several providers configured; using the first',
+      );
+    }
+    return createProvider(first, deps.fetch);
+  }
+  if (config.localProbe.enabled) {
+    const model = await probeLocalServer(
+      config.localProbe.baseURL,
+      config.localProbe.timeoutMs,
+      deps.fetch ?? fetch,
+    );
+    if (model) {
+      deps.logger.info(
+        { baseURL: config.localProbe.baseURL, model },
+        'no provider configured; using the local OpenAI-compatible server',
+      );
+      return new OpenAiProvider({
+        id: 'local',
+        model,
+        baseURL: config.localProbe.baseURL,
+        timeoutMs: 120_000,
+        ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      });
+    }
+  }
+  deps.logger.warn(
+    'no LLM provider configured: set OPENAI_API_KEY or ANTHROPIC_API_KEY (or OPENAI_BASE_URL for a local server); commands still work',
+  );
+  return new UnconfiguredProvider();
+}
+
+/** Returns the first model a local OpenAI-compatible server lists, or undefined if none answers. */
+async function probeLocalServer(
+  baseURL: string,
+  timeoutMs: number,
+  fetchImpl: typeof globalThis.fetch,
+): Promise<string | undefined> {
+  try {
+    const response = await fetchImpl(`${baseURL.replace(/\/$/, '')}/models`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!response.ok) return undefined;
+    const body = (await response.json()) as { data?: { id?: unknown }[] };
+    const id = body.data?.find((m) => typeof m.id === 'string')?.id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
