@@ -1,9 +1,21 @@
-// Compiles TypeScript to dist/ and copies the web chat's static files beside the compiled channel.
+// Compiles TypeScript and copies the web chat's static files beside the compiled channel. It
+// builds into a scratch folder and swaps it in, so a running agent or test never sees a
+// half-built dist/.
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, renameSync, rmSync } from 'node:fs';
 
-rmSync('dist', { recursive: true, force: true });
-execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], {
-  stdio: 'inherit',
-});
-cpSync('src/channels/http/public', 'dist/channels/http/public', { recursive: true });
+const scratch = `.build-${process.pid}`;
+try {
+  execFileSync(
+    process.execPath,
+    ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--outDir', scratch],
+    {
+      stdio: 'inherit',
+    },
+  );
+  cpSync('src/channels/http/public', `${scratch}/channels/http/public`, { recursive: true });
+  rmSync('dist', { recursive: true, force: true });
+  renameSync(scratch, 'dist');
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}

@@ -111,6 +111,8 @@ export class HttpChannel implements ChannelAdapter {
       ),
     );
 
+    // The API speaks JSON only; anything else is a clear 415 rather than a confusing 400.
+    app.removeContentTypeParser('text/plain');
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_request, reply) => {
       try {

@@ -181,21 +181,30 @@ const FIX_HINTS: Record<string, string> = {
 function toProblem(issue: z.core.$ZodIssue, raw: RawConfig, origins: Map<string, string>): ConfigProblem {
   const key = issue.path.map(String).join('.') || '(root)';
   const value = valueAt(raw, issue.path);
-  const lastSegment = String(issue.path[issue.path.length - 1] ?? '');
-  const secret = SECRET_KEYS.has(lastSegment) || origins.get(key)?.includes('KEY') === true;
+  // An array item (`http.authTokens.0`) takes its origin, secrecy and hint from its parents.
+  const prefixes = issue.path.map((_, i) =>
+    issue.path
+      .slice(0, issue.path.length - i)
+      .map(String)
+      .join('.'),
+  );
+  const origin = firstDefined(prefixes.map((p) => origins.get(p)));
+  const secret = issue.path.some((segment) => SECRET_KEYS.has(String(segment)));
   const params = (issue as { params?: { fix?: string } }).params;
-  const genericKey = key.replace(/^providers\.\d+\./, 'providers.*.');
+  const hint = firstDefined(
+    prefixes.map((p) => FIX_HINTS[p] ?? providerHint(p.replace(/^providers\.\d+\./, 'providers.*.'))),
+  );
   return {
     key,
-    source: origins.get(key) ?? (value === undefined ? undefined : 'config file'),
+    source: origin ?? (value === undefined ? undefined : 'config file'),
     value: value === undefined ? undefined : showValue(value, secret),
     problem: describeIssue(issue),
-    fix:
-      params?.fix ??
-      FIX_HINTS[key] ??
-      providerHint(genericKey) ??
-      'correct or remove this key (see agent.config.example.json)',
+    fix: params?.fix ?? hint ?? 'correct or remove this key (see agent.config.example.json)',
   };
+}
+
+function firstDefined<T>(values: (T | undefined)[]): T | undefined {
+  return values.find((v) => v !== undefined);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -1,0 +1,95 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './free-port.js';
+
+export interface TestRedis {
+  port: number;
+  url: string;
+  dir: string;
+  /** SHUTDOWN (which fsyncs the AOF) and start again on the same port and directory. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private redis-server on a free port, with AOF fsync'd on every write as the README
+ * recommends, so tests never touch (or depend on) the machine's own Redis.
+ */
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'agent-redis-'));
+  let child: ChildProcess | undefined;
+
+  const launch = async () => {
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForPing(port);
+  };
+
+  const shutdown = async () => {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child?.once('exit', resolve));
+    const client = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => {});
+    await client
+      .connect()
+      .then(() => client.shutdown('SAVE').catch(() => {}))
+      .catch(() => child?.kill('SIGTERM'));
+    client.disconnect();
+    await exited;
+  };
+
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    async restart() {
+      await shutdown();
+      await launch();
+    },
+    async stop() {
+      await shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPing(port: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const client = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.ping();
+      client.disconnect();
+      return;
+    } catch {
+      client.disconnect();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`redis-server on port ${port} did not answer within 10 s`);
+}
