@@ -95,7 +95,7 @@ describe('the HTTP API refuses bad requests with JSON errors and stays up', () =
     expect(agent.child.exitCode).toBeNull();
     const response = await post('/api/conversations/c/messages', '{"text":"still there?"}');
     expect(response.status).toBe(200);
-    expect((await response.json()).reply.text).toBe('echo: still there?');
+    expect(((await response.json()) as { reply: { text: string } }).reply.text).toBe('echo: still there?');
   });
 
   it('never writes the token to its log', () => {
@@ -135,7 +135,7 @@ describe('without a provider', () => {
         body: '{"text":"hello"}',
       });
       expect(response.status).toBe(503);
-      const body = await response.json();
+      const body = (await response.json()) as { error: { code: string; message: string } };
       expect(body.error.code).toBe('provider_not_configured');
       expect(body.error.message).toMatch(/Set OPENAI_API_KEY \(or ANTHROPIC_API_KEY\)/);
     } finally {
