@@ -80,7 +80,9 @@ describe('a conversation over the HTTP API through the openai SDK', () => {
     expect(first.body.duplicate).toBe(false);
     expect(retry.body).toMatchObject({ duplicate: true, reply: { text: 'echo: once' } });
     expect(fake.requests.length - before).toBe(1);
-    const history = (await (await fetch(`${test.url}/api/conversations/conv-idem/messages`)).json()) as { turns: unknown[] };
+    const history = (await (await fetch(`${test.url}/api/conversations/conv-idem/messages`)).json()) as {
+      turns: unknown[];
+    };
     expect(history.turns).toHaveLength(1);
   });
 

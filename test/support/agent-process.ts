@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { freePort } from './free-port.js';
 
 export const MAIN_JS = resolve(import.meta.dirname, '../../dist/main.js');
 
@@ -12,44 +13,42 @@ export interface AgentProcess {
 }
 
 /**
- * Starts the built agent (`dist/main.js`) as a real process and resolves once it logs that it is
- * listening. `HTTP_PORT=0` lets the kernel pick the port; the URL comes from that log line.
+ * Starts the built agent (`dist/main.js`) as a real process and resolves once it sends 'ready'
+ * over IPC, exactly as PM2's `wait_ready` sees it. Works at any log level.
  */
-export function startAgentProcess(env: Record<string, string>, timeoutMs = 15_000): Promise<AgentProcess> {
+export async function startAgentProcess(
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<AgentProcess> {
+  const port = env.HTTP_PORT ?? String(await freePort());
   const child = spawn(process.execPath, [MAIN_JS, 'start'], {
-    env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', LOCAL_LLM_PROBE: 'false', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', LOCAL_LLM_PROBE: 'false', ...env, HTTP_PORT: port },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const output: string[] = [];
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffer = '';
+    stream?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      output.push(...lines);
+    });
+  }
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`agent did not start within ${timeoutMs} ms:\n${output.join('\n')}`));
     }, timeoutMs);
-    const onLine = (line: string) => {
-      output.push(line);
-      if (line.includes('"agent listening"')) {
-        clearTimeout(timer);
-        const url = (JSON.parse(line) as { url: string }).url;
-        resolvePromise({ child, url, output, exited });
-      }
-    };
-    for (const stream of [child.stdout, child.stderr]) {
-      let buffer = '';
-      stream?.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString('utf8');
-        let newline = buffer.indexOf('\n');
-        while (newline !== -1) {
-          onLine(buffer.slice(0, newline));
-          buffer = buffer.slice(newline + 1);
-          newline = buffer.indexOf('\n');
-        }
-      });
-    }
+    child.on('message', (message) => {
+      if (message !== 'ready') return;
+      clearTimeout(timer);
+      resolvePromise({ child, url: `http://127.0.0.1:${port}`, output, exited });
+    });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`agent exited with ${code} before listening:\n${output.join('\n')}`));
+      reject(new Error(`agent exited with ${code} before it was ready:\n${output.join('\n')}`));
     });
   });
 }

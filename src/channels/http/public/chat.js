@@ -72,6 +72,12 @@ async function send(text) {
       end = buffer.indexOf('\n\n');
     }
   }
+  if (bubble.dataset.state === 'streaming') {
+    // The connection closed without a final event: say so instead of leaving half a reply.
+    bubble.className = 'message error';
+    bubble.textContent += ' [connection lost before the reply finished]';
+    bubble.dataset.state = 'error';
+  }
 }
 
 function handleEvent(bubble, block) {
@@ -90,8 +96,12 @@ function handleEvent(bubble, block) {
   log.scrollTop = log.scrollHeight;
 }
 
+let historyLoaded = Promise.resolve();
+
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
+  // Old turns must be on screen before a new one, or they would render below it.
+  await historyLoaded;
   const text = input.value.trim();
   if (!text) return;
   input.value = '';
@@ -107,7 +117,7 @@ document.getElementById('save-token').addEventListener('click', () => {
   localStorage.setItem(tokenKey, tokenInput.value.trim());
   tokenPanel.hidden = true;
   log.replaceChildren();
-  loadHistory();
+  historyLoaded = loadHistory().catch(() => {});
 });
 document.getElementById('new-conversation').addEventListener('click', () => {
   conversationId = newConversationId();
@@ -115,4 +125,4 @@ document.getElementById('new-conversation').addEventListener('click', () => {
   log.replaceChildren();
 });
 
-loadHistory();
+historyLoaded = loadHistory().catch(() => {});
