@@ -117,8 +117,8 @@ describe('PM2 runs the agent from ecosystem.config.cjs', () => {
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     // Short paths: PM2's RPC sockets live in PM2_HOME, and Unix socket paths max out at ~107 bytes.
-    pm2Home = mkdtempSync(join(tmpdir(), 'pm2-'));
-    dataDir = mkdtempSync(join(tmpdir(), 'agent-data-'));
+    pm2Home = mkdtempSync(join(tmpdir(), 'pm2-home-'));
+    dataDir = mkdtempSync(join(tmpdir(), 'pm2-test-data-'));
     const configFile = join(dataDir, 'agent.config.json');
     writeFileSync(configFile, '{}\n');
 
