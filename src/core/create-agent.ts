@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HttpChannel } from '../channels/http/http-channel.js';
-import { selectProvider } from '../providers/create-provider.js';
+import { InProcessScheduler } from '../jobs/in-process-scheduler.js';
+import { findLocalProvider, selectProvider } from '../providers/create-provider.js';
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
@@ -72,7 +73,20 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       });
 
   const providerFetch = createProviderFetch();
-  const provider = deps.provider ?? (await selectProvider(config, { logger, fetch: providerFetch.fetch }));
+  let provider = deps.provider ?? (await selectProvider(config, { logger, fetch: providerFetch.fetch }));
+  const scheduler = new InProcessScheduler(logger);
+  if (provider.kind === 'none' && config.localProbe.enabled) {
+    scheduler.add({
+      name: 'local-provider-probe',
+      everyMs: config.localProbe.everyMs,
+      run: async () => {
+        const local = await findLocalProvider(config, { logger, fetch: providerFetch.fetch });
+        if (!local) return;
+        provider = local;
+        scheduler.remove('local-provider-probe');
+      },
+    });
+  }
 
   const status = (): StatusSnapshot => ({
     agentName: config.agent.name,
@@ -112,7 +126,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         assistant: t.assistant,
         at: t.at,
       })),
-    status: (): unknown => ({ ...status(), channels: { http: http.health() } }),
+    status: (): unknown => ({ ...status(), channels: { http: http.health() }, jobs: scheduler.outcomes() }),
   });
 
   let stopping: Promise<void> | undefined;
@@ -136,6 +150,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         const drained = await pipeline.drain(config.shutdown.graceMs);
         if (!drained)
           logger.warn({ inFlight: pipeline.inFlightCount }, 'shutdown grace ran out with turns in flight');
+        await scheduler.stop();
         await http.stop();
         await memory.close();
         await providerFetch.close();

@@ -31,30 +31,37 @@ export async function selectProvider(
     }
     return createProvider(first, deps.fetch);
   }
-  if (config.localProbe.enabled) {
-    const model = await probeLocalServer(
-      config.localProbe.baseURL,
-      config.localProbe.timeoutMs,
-      deps.fetch ?? fetch,
-    );
-    if (model) {
-      deps.logger.info(
-        { baseURL: config.localProbe.baseURL, model },
-        'no provider configured; using the local OpenAI-compatible server',
-      );
-      return new OpenAiProvider({
-        id: 'local',
-        model,
-        baseURL: config.localProbe.baseURL,
-        timeoutMs: 120_000,
-        ...(deps.fetch ? { fetch: deps.fetch } : {}),
-      });
-    }
-  }
+  const local = config.localProbe.enabled ? await findLocalProvider(config, deps) : undefined;
+  if (local) return local;
   deps.logger.warn(
     'no LLM provider configured: set OPENAI_API_KEY or ANTHROPIC_API_KEY (or OPENAI_BASE_URL for a local server); commands still work',
   );
   return new UnconfiguredProvider();
+}
+
+/**
+ * A provider for the local OpenAI-compatible server at `localProbe.baseURL` (Ollama, vLLM), if
+ * one answers; its first listed model is used.
+ */
+export async function findLocalProvider(
+  config: Readonly<AgentConfig>,
+  deps: { logger: Logger; fetch?: typeof globalThis.fetch },
+): Promise<ChatProvider | undefined> {
+  const model = await probeLocalServer(
+    config.localProbe.baseURL,
+    config.localProbe.timeoutMs,
+    deps.fetch ?? fetch,
+  );
+  if (!model) return undefined;
+  deps.logger.info({ baseURL: config.localProbe.baseURL, model }, 'using the local OpenAI-compatible server');
+  return new OpenAiProvider({
+    id: 'local',
+    model,
+    baseURL: config.localProbe.baseURL,
+    // Local models on a CPU can take minutes for a long reply.
+    timeoutMs: 300_000,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  });
 }
 
 /** Returns the first model a local OpenAI-compatible server lists, or undefined if none answers. */

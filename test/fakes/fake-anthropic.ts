@@ -27,7 +27,10 @@ export async function startFakeAnthropic(): Promise<FakeAnthropic> {
     req.on('end', () => {
       const path = (req.url ?? '').split('?')[0];
       if (req.method === 'GET' && path === '/v1/models') {
-        return json(res, 200, { data: [{ type: 'model', id: 'claude-fake', display_name: 'Fake' }], has_more: false });
+        return json(res, 200, {
+          data: [{ type: 'model', id: 'claude-fake', display_name: 'Fake' }],
+          has_more: false,
+        });
       }
       if (req.method !== 'POST' || path !== '/v1/messages') {
         return json(res, 404, { type: 'error', error: { type: 'not_found_error', message: 'not found' } });
@@ -71,7 +74,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 function stream(res: ServerResponse, model: string, text: string): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (event: string, data: unknown) =>
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   send('message_start', {
     type: 'message_start',
     message: {
@@ -85,12 +89,24 @@ function stream(res: ServerResponse, model: string, text: string): void {
       usage: { input_tokens: 10, output_tokens: 1 },
     },
   });
-  send('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+  send('content_block_start', {
+    type: 'content_block_start',
+    index: 0,
+    content_block: { type: 'text', text: '' },
+  });
   for (const piece of text.match(/.{1,6}/gs) ?? []) {
-    send('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: piece } });
+    send('content_block_delta', {
+      type: 'content_block_delta',
+      index: 0,
+      delta: { type: 'text_delta', text: piece },
+    });
   }
   send('content_block_stop', { type: 'content_block_stop', index: 0 });
-  send('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 5 } });
+  send('message_delta', {
+    type: 'message_delta',
+    delta: { stop_reason: 'end_turn', stop_sequence: null },
+    usage: { output_tokens: 5 },
+  });
   send('message_stop', { type: 'message_stop' });
   res.end();
 }

@@ -17,6 +17,8 @@ export interface FakeOpenAiOptions {
   delayMs?: number;
   /** Keep every request (off for benchmarks). Default true. */
   record?: boolean;
+  /** Listen on this port instead of a free one. */
+  port?: number;
 }
 
 export interface FakeOpenAi {
@@ -62,7 +64,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     });
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const url = `http://127.0.0.1:${port}`;

@@ -25,7 +25,8 @@ describe('a conversation through @anthropic-ai/sdk', () => {
     expect(first.body.reply.text).toBe('claude echo: hi there');
     const request = fake.requests.at(-1);
     // SDK 1.x sends the key as a bearer token; older ones used x-api-key.
-    const sentKey = request?.headers['x-api-key'] ?? String(request?.headers.authorization).replace(/^Bearer /, '');
+    const sentKey =
+      request?.headers['x-api-key'] ?? String(request?.headers.authorization).replace(/^Bearer /, '');
     expect(sentKey).toBe('sk-ant-test-key-123');
     expect(request?.body).toMatchObject({ model: 'claude-fake', max_tokens: 1024, system: 'Be brief.' });
 
@@ -35,7 +36,12 @@ describe('a conversation through @anthropic-ai/sdk', () => {
       body: JSON.stringify({ text: 'and now?' }),
     });
     const events = await readSse(response);
-    expect(events.filter((e) => e.event === 'delta').map((e) => e.data.text).join('')).toBe('claude echo: and now?');
+    expect(
+      events
+        .filter((e) => e.event === 'delta')
+        .map((e) => e.data.text)
+        .join(''),
+    ).toBe('claude echo: and now?');
     expect(events.at(-1)?.data.reply.text).toBe('claude echo: and now?');
     expect(fake.requests.at(-1)?.body.messages).toEqual([
       { role: 'user', content: 'hi there' },

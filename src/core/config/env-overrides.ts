@@ -23,6 +23,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'LOG_LEVEL', path: ['log', 'level'], type: 'string', secret: false },
   { env: 'SYSTEM_PROMPT', path: ['agent', 'systemPrompt'], type: 'string', secret: false },
   { env: 'LOCAL_LLM_PROBE', path: ['localProbe', 'enabled'], type: 'boolean', secret: false },
+  { env: 'LOCAL_LLM_BASE_URL', path: ['localProbe', 'baseURL'], type: 'string', secret: false },
   { env: 'OPENAI_API_KEY', path: ['providers', 'openai', 'apiKey'], type: 'string', secret: true },
   { env: 'OPENAI_BASE_URL', path: ['providers', 'openai', 'baseURL'], type: 'string', secret: false },
   { env: 'OPENAI_MODEL', path: ['providers', 'openai', 'model'], type: 'string', secret: false },

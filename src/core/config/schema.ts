@@ -128,9 +128,11 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         baseURL: httpUrl.default('http://127.0.0.1:11434/v1'),
         timeoutMs: z.number().int().positive().max(10_000).default(500),
+        /** While no provider is found, probe again this often, so a server started later is used. */
+        everyMs: z.number().int().min(1000).default(30_000),
       })
       .strict()
-      .default({ enabled: true, baseURL: 'http://127.0.0.1:11434/v1', timeoutMs: 500 }),
+      .default({ enabled: true, baseURL: 'http://127.0.0.1:11434/v1', timeoutMs: 500, everyMs: 30_000 }),
     turn: z
       .object({
         /** Deadline for one agent turn, provider call included. Default 60 s. */
