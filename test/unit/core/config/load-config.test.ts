@@ -182,6 +182,14 @@ describe('loadConfig', () => {
     expect(error.message).toContain(key);
   });
 
+  it('accepts the example config file, with keys from the environment', () => {
+    const config = loadConfig({
+      env: { AGENT_CONFIG: 'agent.config.example.json', OPENAI_API_KEY: 'sk-example-1', ANTHROPIC_API_KEY: 'sk-example-2' },
+      cwd: join(import.meta.dirname, '../../../..'),
+    });
+    expect(config.providers.map((p) => p.id)).toEqual(['openai', 'anthropic']);
+  });
+
   it('never shows a secret value in an error', () => {
     const error = configError({ HTTP_HOST: '0.0.0.0', OPENAI_API_KEY: 'x', HTTP_AUTH_TOKENS: 'abc-secret' });
     expect(error.message).not.toContain('abc-secret');
