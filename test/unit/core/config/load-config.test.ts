@@ -184,7 +184,11 @@ describe('loadConfig', () => {
 
   it('accepts the example config file, with keys from the environment', () => {
     const config = loadConfig({
-      env: { AGENT_CONFIG: 'agent.config.example.json', OPENAI_API_KEY: 'sk-example-1', ANTHROPIC_API_KEY: 'sk-example-2' },
+      env: {
+        AGENT_CONFIG: 'agent.config.example.json',
+        OPENAI_API_KEY: 'sk-example-1',
+        ANTHROPIC_API_KEY: 'sk-example-2',
+      },
       cwd: join(import.meta.dirname, '../../../..'),
     });
     expect(config.providers.map((p) => p.id)).toEqual(['openai', 'anthropic']);
