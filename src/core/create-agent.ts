@@ -1,11 +1,17 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HttpChannel } from '../channels/http/http-channel.js';
+import { registerOpenAiCompatibleRoutes } from '../channels/http/openai-compatible-routes.js';
 import { InProcessScheduler } from '../jobs/in-process-scheduler.js';
-import { findLocalProvider, selectProvider } from '../providers/create-provider.js';
+import type { MeteredCostGuard } from '../providers/budget/ledger.js';
+import { LocalCostGuard } from '../providers/budget/local-cost-guard.js';
+import { RedisCostGuard } from '../providers/budget/redis-cost-guard.js';
+import { findLocalProvider, selectFallbackProvider } from '../providers/create-provider.js';
+import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gateway.js';
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
+import { formatProvidersReport } from './commands/providers-report.js';
 import { collectSecrets } from './config/load-config.js';
 import type { AgentConfig } from './config/schema.js';
 import { AccountIdentityResolver } from './identity.js';
@@ -20,7 +26,7 @@ export interface AgentDeps {
   logger?: Logger;
   /** Used instead of creating a client from `redis.url` (tests, shared connections). */
   redis?: Redis;
-  /** Used instead of choosing from `providers` (tests). */
+  /** Used instead of the gateway over `providers` (tests). */
   provider?: ChatProvider;
   now?: () => number;
 }
@@ -31,6 +37,9 @@ export interface Agent {
   readonly http: HttpChannel;
   readonly pipeline: Pipeline;
   readonly memory: MemoryStore;
+  readonly costs: MeteredCostGuard;
+  /** The provider gateway, when providers are configured. */
+  readonly gateway: BuiltGateway['gateway'] | undefined;
   /** Listens, and resolves with the HTTP channel's URL. */
   start(): Promise<string>;
   /** Stops taking work, finishes in-flight turns (up to `shutdown.graceMs`), flushes and closes. */
@@ -51,7 +60,6 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           // Fail a request quickly while Redis is away rather than queueing it for minutes.
           maxRetriesPerRequest: 2,
           connectTimeout: 3000,
-          lazyConnect: false,
         })
       : undefined);
   redis?.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis connection error'));
@@ -72,9 +80,47 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         ...(deps.now ? { now: deps.now } : {}),
       });
 
+  const onThreshold = (event: {
+    scope: string;
+    subject: string;
+    period: string;
+    level: string;
+    limitUsd: number;
+  }) => logger.warn(event, event.level === 'warn' ? 'budget passed its warning threshold' : 'budget used up');
+  const costs: MeteredCostGuard = redis
+    ? new RedisCostGuard({
+        redis,
+        keyPrefix: config.redis.keyPrefix,
+        budgets: config.budgets,
+        onThreshold,
+        ...(deps.now ? { now: deps.now } : {}),
+      })
+    : new LocalCostGuard({
+        dataDir: config.memory.dataDir,
+        budgets: config.budgets,
+        logger,
+        onThreshold,
+        ...(deps.now ? { now: deps.now } : {}),
+      });
+
   const providerFetch = createProviderFetch();
-  let provider = deps.provider ?? (await selectProvider(config, { logger, fetch: providerFetch.fetch }));
   const scheduler = new InProcessScheduler(logger);
+  const built =
+    deps.provider === undefined && config.providers.length > 0
+      ? buildGateway(config.providers, config.gateway, {
+          logger,
+          costGuard: costs,
+          keyPrefix: config.redis.keyPrefix,
+          fetch: providerFetch.fetch,
+          ...(redis ? { redis } : {}),
+          ...(deps.now ? { now: deps.now } : {}),
+        })
+      : undefined;
+  let provider: ChatProvider =
+    deps.provider ??
+    built?.gateway ??
+    (await selectFallbackProvider(config, { logger, fetch: providerFetch.fetch }));
+  if (built) scheduler.add(built.probeJob);
   if (provider.kind === 'none' && config.localProbe.enabled) {
     scheduler.add({
       name: 'local-provider-probe',
@@ -88,11 +134,21 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     });
   }
 
+  const providerStatus = (): StatusSnapshot['providers'] =>
+    built
+      ? built.gateway.snapshot().map((p) => ({ id: p.id, model: p.model, state: providerState(p) }))
+      : [
+          {
+            id: provider.id,
+            model: provider.model,
+            state: provider.kind === 'none' ? 'not configured' : 'in use',
+          },
+        ];
   const status = (): StatusSnapshot => ({
     agentName: config.agent.name,
     version,
     uptimeSeconds: (Date.now() - startedAt) / 1000,
-    provider: { id: provider.id, model: provider.model },
+    providers: providerStatus(),
     memoryBackend: memory.backend,
   });
 
@@ -100,7 +156,13 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     memory,
     identity: new AccountIdentityResolver(),
     provider: () => provider,
-    commands: createBuiltinCommands(status),
+    commands: createBuiltinCommands({
+      status,
+      providersReport: async () =>
+        built
+          ? formatProvidersReport(built.gateway.snapshot(), await costs.snapshot())
+          : 'No providers are configured.',
+    }),
     systemPrompt: config.agent.systemPrompt,
     context: config.context,
     turnTimeoutMs: config.turn.timeoutMs,
@@ -115,10 +177,9 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     logger,
     readiness: async () => {
       await memory.ping();
-      return {
-        memory: `${memory.backend}: ok`,
-        provider: provider.id === 'none' ? 'not configured' : provider.id,
-      };
+      const providers = providerStatus();
+      const healthy = providers.filter((p) => p.state === 'healthy' || p.state === 'in use').length;
+      return { memory: `${memory.backend}: ok`, providers: `${healthy}/${providers.length} healthy` };
     },
     history: async (personId, limit) =>
       (await memory.recentTurns(personId, limit)).map((t) => ({
@@ -126,7 +187,14 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         assistant: t.assistant,
         at: t.at,
       })),
-    status: (): unknown => ({ ...status(), channels: { http: http.health() }, jobs: scheduler.outcomes() }),
+    status: async (): Promise<unknown> => ({
+      ...status(),
+      providers: built ? built.gateway.snapshot() : providerStatus(),
+      costs: await costs.snapshot(),
+      channels: { http: http.health() },
+      jobs: scheduler.outcomes(),
+    }),
+    routes: (api) => registerOpenAiCompatibleRoutes(api, () => provider),
   });
 
   let stopping: Promise<void> | undefined;
@@ -136,11 +204,15 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     http,
     pipeline,
     memory,
+    costs,
+    gateway: built?.gateway,
     async start() {
       await memory.open();
+      await costs.open();
+      await built?.state.start();
       await http.start();
       logger.info(
-        { url: http.url, memory: memory.backend, provider: provider.id, model: provider.model, version },
+        { url: http.url, memory: memory.backend, providers: providerStatus().map((p) => p.id), version },
         'agent listening',
       );
       return http.url;
@@ -152,7 +224,9 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           logger.warn({ inFlight: pipeline.inFlightCount }, 'shutdown grace ran out with turns in flight');
         await scheduler.stop();
         await http.stop();
+        await built?.state.stop();
         await memory.close();
+        await costs.close();
         await providerFetch.close();
         if (ownsRedis) await redis?.quit().catch(() => redis.disconnect());
         logger.info('agent stopped');
@@ -160,4 +234,10 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       return stopping;
     },
   };
+}
+
+function providerState(p: { breaker: string; cooldownUntil?: number; disabled?: string }): string {
+  if (p.disabled) return `disabled: ${p.disabled}`;
+  if (p.cooldownUntil) return `rate-limited until ${new Date(p.cooldownUntil).toISOString()}`;
+  return p.breaker === 'closed' ? 'healthy' : `circuit ${p.breaker}`;
 }

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  budget_exceeded: 429,
   internal_error: 500,
   provider_unavailable: 502,
   provider_not_configured: 503,

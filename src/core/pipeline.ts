@@ -112,7 +112,7 @@ export class Pipeline {
         return { text: result.text, duplicate: false, kind: 'command', personId };
       }
 
-      const result = await this.agentTurn(personId, text, options);
+      const result = await this.agentTurn(personId, message.channel, text, options);
       await this.wrapMemory(() =>
         memory.commit({
           eventKey,
@@ -137,7 +137,12 @@ export class Pipeline {
     }
   }
 
-  private async agentTurn(personId: string, text: string, options: HandleOptions): Promise<ChatResult> {
+  private async agentTurn(
+    personId: string,
+    channel: string,
+    text: string,
+    options: HandleOptions,
+  ): Promise<ChatResult> {
     const { context, systemPrompt } = this.options;
     const turns = await this.wrapMemory(() => this.options.memory.recentTurns(personId, context.maxTurns));
     const request = { system: systemPrompt, messages: buildContext(turns, text, systemPrompt, context) };
@@ -145,10 +150,11 @@ export class Pipeline {
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
       : AbortSignal.timeout(this.options.turnTimeoutMs);
     const provider = this.options.provider();
-    if (!options.onText) return provider.complete(request, { signal });
-    for await (const event of provider.stream(request, { signal })) {
+    const call = { signal, meta: { personId, channel } };
+    if (!options.onText) return provider.complete(request, call);
+    for await (const event of provider.stream(request, call)) {
       if (event.type === 'text') options.onText(event.text);
-      else return event.result;
+      else if (event.type === 'done') return event.result;
     }
     throw new AgentError(
       'provider_unavailable',

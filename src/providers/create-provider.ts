@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentConfig, ProviderConfig } from '../core/config/schema.js';
 import { AnthropicProvider } from './anthropic-provider.js';
+import { AzureOpenAiProvider } from './azure-openai-provider.js';
 import { OpenAiProvider } from './openai-provider.js';
 import type { ChatProvider } from './provider.js';
 import { UnconfiguredProvider } from './unconfigured-provider.js';
@@ -9,28 +10,20 @@ export function createProvider(config: ProviderConfig, fetch?: typeof globalThis
   if (config.kind === 'anthropic') {
     return new AnthropicProvider({ ...config, ...(fetch ? { fetch } : {}) });
   }
+  if (config.kind === 'azure-openai') {
+    return new AzureOpenAiProvider({ ...config, ...(fetch ? { fetch } : {}) });
+  }
   return new OpenAiProvider({ ...config, ...(fetch ? { fetch } : {}) });
 }
 
 /**
- * The provider the agent answers with: the first configured one; otherwise a local
- * OpenAI-compatible server if one answers at `localProbe.baseURL`; otherwise a stand-in whose
- * replies say which variable to set.
+ * What the agent answers with when no provider is configured: a local OpenAI-compatible server
+ * if one answers at `localProbe.baseURL`, otherwise a stand-in whose replies say what to set.
  */
-export async function selectProvider(
+export async function selectFallbackProvider(
   config: Readonly<AgentConfig>,
   deps: { logger: Logger; fetch?: typeof globalThis.fetch },
 ): Promise<ChatProvider> {
-  const [first, ...rest] = config.providers;
-  if (first) {
-    if (rest.length > 0) {
-      deps.logger.info(
-        { using: first.id, others: rest.map((p) => p.id) },
-        'several providers configured; using the first',
-      );
-    }
-    return createProvider(first, deps.fetch);
-  }
   const local = config.localProbe.enabled ? await findLocalProvider(config, deps) : undefined;
   if (local) return local;
   deps.logger.warn(

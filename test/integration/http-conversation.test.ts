@@ -91,7 +91,7 @@ describe('a conversation over the HTTP API through the openai SDK', () => {
     const before = fake.requests.length;
     const status = await postMessage(test.url, 'conv-reset', { text: '/status' });
     expect(status.body.reply.text).toMatch(
-      /provider: openai \(fake-model\)[\s\S]*memory: local append-only log/,
+      /providers: openai \(fake-model\) healthy[\s\S]*memory: local append-only log/,
     );
     const reset = await postMessage(test.url, 'conv-reset', { text: '/reset' });
     expect(reset.body.reply.text).toMatch(/Context cleared/);
@@ -106,7 +106,7 @@ describe('a conversation over the HTTP API through the openai SDK', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({
       status: 'ready',
-      checks: { memory: 'log: ok', provider: 'openai' },
+      checks: { memory: 'log: ok', providers: '1/1 healthy' },
     });
   });
 });

@@ -25,6 +25,8 @@ export interface HttpChannelOptions {
   readiness: () => Promise<Record<string, string>>;
   history: (personId: string, limit: number) => Promise<{ user: string; assistant: string; at: number }[]>;
   status: () => unknown;
+  /** More authenticated, rate-limited routes (the OpenAI-compatible endpoint). */
+  routes?: (api: FastifyInstance) => void;
 }
 
 const conversationParams = z.object({ conversationId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
@@ -153,6 +155,7 @@ export class HttpChannel implements ChannelAdapter {
       });
 
       api.get('/api/status', async () => this.options.status());
+      this.options.routes?.(api);
 
       api.get('/api/conversations/:conversationId/messages', async (request) => {
         const { conversationId } = parse(conversationParams, request.params);

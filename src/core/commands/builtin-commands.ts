@@ -4,7 +4,7 @@ export interface StatusSnapshot {
   agentName: string;
   version: string;
   uptimeSeconds: number;
-  provider: { id: string; model: string };
+  providers: { id: string; model: string; state: string }[];
   memoryBackend: 'log' | 'redis';
 }
 
@@ -16,7 +16,13 @@ export function formatUptime(seconds: number): string {
   return [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
 }
 
-export function createBuiltinCommands(status: () => StatusSnapshot): Command[] {
+export interface BuiltinCommandDeps {
+  status: () => StatusSnapshot;
+  /** Per-provider health, latency, traffic, cost and budget, for `/providers`. */
+  providersReport: () => Promise<string>;
+}
+
+export function createBuiltinCommands({ status, providersReport }: BuiltinCommandDeps): Command[] {
   const commands: Command[] = [
     {
       name: 'help',
@@ -27,20 +33,26 @@ export function createBuiltinCommands(status: () => StatusSnapshot): Command[] {
     },
     {
       name: 'status',
-      summary: 'provider, memory backend, uptime and version',
+      summary: 'providers, memory backend, uptime and version',
       run: () => {
         const s = status();
-        const provider =
-          s.provider.id === 'none' ? 'none configured' : `${s.provider.id} (${s.provider.model})`;
+        const providers = s.providers.map((p) =>
+          p.id === 'none' ? 'none configured' : `${p.id} (${p.model}) ${p.state}`,
+        );
         return {
           text: [
             `${s.agentName} v${s.version}`,
-            `provider: ${provider}`,
+            `providers: ${providers.join('; ')}`,
             `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}`,
             `uptime: ${formatUptime(s.uptimeSeconds)}`,
           ].join('\n'),
         };
       },
+    },
+    {
+      name: 'providers',
+      summary: 'each provider: circuit, cooldown, latency, requests and cost today, budget left',
+      run: async () => ({ text: await providersReport() }),
     },
     {
       name: 'reset',

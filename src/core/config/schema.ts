@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { budgetConfigSchema } from '../../providers/budget/budget-config.js';
+import { gatewaySchema, routingFields } from './gateway-schema.js';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -23,6 +25,7 @@ const openAiProviderSchema = z
     model: z.string().min(1).default('gpt-4o-mini'),
     /** Default 60 s: the SDK's own timeout for one call. */
     timeoutMs: z.number().int().positive().default(60_000),
+    ...routingFields,
   })
   .strict();
 
@@ -37,10 +40,37 @@ const anthropicProviderSchema = z
     /** Anthropic requires an explicit output limit. Default 1024. */
     maxOutputTokens: z.number().int().positive().max(64_000).default(1024),
     timeoutMs: z.number().int().positive().default(60_000),
+    ...routingFields,
   })
   .strict();
 
-export const providerSchema = z.discriminatedUnion('kind', [openAiProviderSchema, anthropicProviderSchema]);
+const azureOpenAiProviderSchema = z
+  .object({
+    id: providerId,
+    kind: z.literal('azure-openai'),
+    /** The resource endpoint, e.g. https://my-resource.openai.azure.com (http only on loopback, for tests). */
+    endpoint: httpUrl.refine(
+      (url) => url.startsWith('https:') || isLoopbackHost(new URL(url).hostname.replace(/^\[|\]$/g, '')),
+      'must be an https:// URL',
+    ),
+    /** The data-plane API version, e.g. 2024-10-21. */
+    apiVersion: z.string().min(1),
+    /** The deployment name; requests go to /openai/deployments/{deployment}/chat/completions. */
+    deployment: z.string().min(1),
+    apiKey: z.string().min(1),
+    /** The model behind the deployment, for pricing and reports. Default: the deployment name. */
+    model: z.string().min(1).optional(),
+    timeoutMs: z.number().int().positive().default(60_000),
+    ...routingFields,
+  })
+  .strict()
+  .transform((provider) => ({ ...provider, model: provider.model ?? provider.deployment }));
+
+export const providerSchema = z.discriminatedUnion('kind', [
+  openAiProviderSchema,
+  anthropicProviderSchema,
+  azureOpenAiProviderSchema,
+]);
 
 export const configSchema = z
   .object({
@@ -120,8 +150,10 @@ export const configSchema = z
       })
       .strict()
       .default({ keyPrefix: 'agent' }),
-    /** Tried in order; the gateway issue adds failover between them. */
+    /** The LLM providers the gateway chooses among; `priority` order is their order here. */
     providers: z.array(providerSchema).default([]),
+    gateway: gatewaySchema.default(gatewaySchema.parse({})),
+    budgets: budgetConfigSchema.default(budgetConfigSchema.parse({})),
     /** With no provider configured, probe a local OpenAI-compatible server (Ollama) at start. */
     localProbe: z
       .object({

@@ -18,13 +18,19 @@ describe('parseCommand', () => {
 });
 
 describe('builtin commands', () => {
-  const commands = createBuiltinCommands(() => ({
-    agentName: 'agent',
-    version: '1.2.3',
-    uptimeSeconds: 3725,
-    provider: { id: 'openai', model: 'gpt-4o-mini' },
-    memoryBackend: 'redis',
-  }));
+  const commands = createBuiltinCommands({
+    status: () => ({
+      agentName: 'agent',
+      version: '1.2.3',
+      uptimeSeconds: 3725,
+      providers: [
+        { id: 'openai', model: 'gpt-4o-mini', state: 'healthy' },
+        { id: 'anthropic', model: 'claude-x', state: 'circuit open' },
+      ],
+      memoryBackend: 'redis',
+    }),
+    providersReport: async () => 'report',
+  });
   const run = (name: string) =>
     commands.find((c) => c.name === name)?.run({ personId: 'p', channel: 'http', args: [] });
 
@@ -35,7 +41,7 @@ describe('builtin commands', () => {
 
   it('/status shows provider, memory backend, uptime and version', async () => {
     const text = (await run('status'))?.text ?? '';
-    expect(text).toContain('openai (gpt-4o-mini)');
+    expect(text).toContain('openai (gpt-4o-mini) healthy; anthropic (claude-x) circuit open');
     expect(text).toContain('Redis');
     expect(text).toContain('1h 2m 5s');
     expect(text).toContain('v1.2.3');
