@@ -19,6 +19,7 @@ import { createLogger } from './logger.js';
 import { LogMemoryStore } from './memory/log-memory-store.js';
 import type { MemoryStore } from './memory/memory-store.js';
 import { RedisMemoryStore } from './memory/redis-memory-store.js';
+import { AgentMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { readPackageVersion } from './version.js';
 
@@ -103,6 +104,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         ...(deps.now ? { now: deps.now } : {}),
       });
 
+  const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
   const scheduler = new InProcessScheduler(logger);
   const built =
@@ -112,6 +114,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           costGuard: costs,
           keyPrefix: config.redis.keyPrefix,
           fetch: providerFetch.fetch,
+          observer: metrics,
           ...(redis ? { redis } : {}),
           ...(deps.now ? { now: deps.now } : {}),
         })
@@ -168,6 +171,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     turnTimeoutMs: config.turn.timeoutMs,
     maxMessageChars: config.turn.maxMessageChars,
     logger,
+    onMessage: (channel, direction) => metrics.onMessage(channel, direction),
     ...(deps.now ? { now: deps.now } : {}),
   });
 
@@ -194,7 +198,12 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       channels: { http: http.health() },
       jobs: scheduler.outcomes(),
     }),
-    routes: (api) => registerOpenAiCompatibleRoutes(api, () => provider),
+    routes: (api) => {
+      registerOpenAiCompatibleRoutes(api, () => provider);
+      api.get('/metrics', async (_request, reply) =>
+        reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+      );
+    },
   });
 
   let stopping: Promise<void> | undefined;

@@ -19,6 +19,8 @@ export interface PipelineOptions {
   turnTimeoutMs: number;
   maxMessageChars: number;
   logger: Logger;
+  /** Counts messages in and replies out per channel (metrics). */
+  onMessage?: (channel: string, direction: 'in' | 'out') => void;
   now?: () => number;
 }
 
@@ -54,7 +56,11 @@ export class Pipeline {
         new AgentError('shutting_down', 'the agent is shutting down; retry on another node'),
       );
     }
-    const work = this.process(message, options);
+    this.options.onMessage?.(message.channel, 'in');
+    const work = this.process(message, options).then((reply) => {
+      this.options.onMessage?.(message.channel, 'out');
+      return reply;
+    });
     this.inFlight.add(work);
     const done = () => this.inFlight.delete(work);
     work.then(done, done);

@@ -9,6 +9,7 @@ import { lookupPrice } from '../budget/price-table.js';
 import { createProvider } from '../create-provider.js';
 import { contextWindowFor } from '../model-limits.js';
 import { Gateway } from './gateway.js';
+import type { GatewayObserver } from './gateway-observer.js';
 import { ProviderRoute, type RouteSettings } from './route.js';
 import { LocalProviderStateStore, type ProviderStateStore, RedisProviderStateStore } from './shared-state.js';
 
@@ -25,6 +26,7 @@ export interface BuildGatewayDeps {
   redis?: Redis;
   keyPrefix: string;
   fetch?: typeof globalThis.fetch;
+  observer?: GatewayObserver;
   now?: () => number;
 }
 
@@ -58,6 +60,7 @@ export function buildGateway(
     state,
     costGuard: deps.costGuard,
     logger: deps.logger.child({ component: 'gateway' }),
+    ...(deps.observer ? { observer: deps.observer } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   return {

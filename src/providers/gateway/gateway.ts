@@ -13,6 +13,7 @@ import type {
 } from '../provider.js';
 import { continuationRequest, trimRequest } from './continuation.js';
 import { failureOf } from './failure.js';
+import { type GatewayObserver, silentObserver } from './gateway-observer.js';
 import type { FailureClass, ProviderRoute } from './route.js';
 import { type CallEstimate, estimatedCostUsd, orderRoutes, type RoutingStrategy } from './router.js';
 import type { ProviderStateStore } from './shared-state.js';
@@ -37,6 +38,8 @@ export interface GatewayOptions {
   state: ProviderStateStore;
   costGuard: CostGuard;
   logger: Logger;
+  /** Told about every call, failure, latency and cost (metrics). */
+  observer?: GatewayObserver;
   now?: () => number;
   random?: () => number;
 }
@@ -66,9 +69,11 @@ export class Gateway implements ChatProvider {
   readonly kind = 'gateway' as const;
   readonly model = 'auto';
   private readonly now: () => number;
+  private readonly observer: GatewayObserver;
 
   constructor(private readonly options: GatewayOptions) {
     this.now = options.now ?? Date.now;
+    this.observer = options.observer ?? silentObserver;
     for (const route of options.routes) {
       route.breaker.onBreak(() => {
         options.logger.warn({ provider: route.id, lastError: route.lastError }, 'provider circuit opened');
@@ -216,6 +221,11 @@ export class Gateway implements ChatProvider {
     });
   }
 
+  private recordLatency(route: ProviderRoute, ms: number): void {
+    route.latency.record(ms);
+    this.observer.onLatency(route.id, ms);
+  }
+
   private context(request: ChatRequest, options: CallOptions): RequestContext {
     return {
       request,
@@ -282,6 +292,7 @@ export class Gateway implements ChatProvider {
     const signal = AbortSignal.any([outer, attempt.signal]);
     const started = this.now();
     route.recordRequest(started);
+    this.observer.onRequest(route.id);
     try {
       const result = await route.breaker.execute(async () => {
         try {
@@ -293,7 +304,7 @@ export class Gateway implements ChatProvider {
           throw this.normalize(route, error, attempt.signal, outer);
         }
       });
-      route.latency.record(this.now() - started);
+      this.recordLatency(route, this.now() - started);
       await this.settle(reservation, route, ctx.request, result);
       return result;
     } catch (error) {
@@ -366,6 +377,7 @@ export class Gateway implements ChatProvider {
     const signal = AbortSignal.any([outer, attempt.signal]);
     const started = this.now();
     route.recordRequest(started);
+    this.observer.onRequest(route.id);
     // The breaker judges the whole stream: it settles when the stream ends or fails.
     let settleOutcome!: (error?: unknown) => void;
     const outcome = new Promise<void>((resolve, reject) => {
@@ -382,7 +394,7 @@ export class Gateway implements ChatProvider {
         clearTimeout(firstToken);
         if (first) {
           first = false;
-          route.latency.record(this.now() - started);
+          this.recordLatency(route, this.now() - started);
         }
         firstToken = setTimeout(() => attempt.abort(), this.options.firstTokenDeadlineMs);
         if (event.type === 'done') result = event.result;
@@ -436,6 +448,7 @@ export class Gateway implements ChatProvider {
     const usd = price
       ? (inputTokens * price.inputPerMTok + outputTokens * price.outputPerMTok) / 1_000_000
       : 0;
+    this.observer.onUsage(route.id, { inputTokens, outputTokens, usd });
     await this.options.costGuard
       .settle(reservation, { usd, inputTokens, outputTokens })
       .catch((error: unknown) => {
@@ -472,6 +485,7 @@ export class Gateway implements ChatProvider {
     if ((error as { name?: string }).name === 'BrokenCircuitError' || failure === 'aborted') return;
     const message = (error as Error).message;
     route.recordError(this.now(), failure, message);
+    this.observer.onError(route.id, failure);
     ctx.lastError = error;
     ctx.failures.push(`${route.id}: ${failure}${status ? ` (HTTP ${status})` : ''}`);
     const log = { provider: route.id, failure, status };
