@@ -44,6 +44,14 @@ export function buildGateway(
         config.breaker,
       ),
   );
+  for (const route of routes) {
+    if (!route.settings.price) {
+      deps.logger.warn(
+        { provider: route.id, model: route.provider.model },
+        'no price known for this model: its calls are not counted against budgets; set the provider\'s "price" (0 for a free local model)',
+      );
+    }
+  }
   const state: ProviderStateStore = deps.redis
     ? new RedisProviderStateStore({
         redis: deps.redis,
