@@ -35,7 +35,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<AgentConfi
     problems,
   });
 
-  for (const override of ENV_OVERRIDES) {
+  for (const override of [...ENV_OVERRIDES, ...providerKeyOverrides(raw)]) {
     const text = readEnvValue(override, env, readFile, problems);
     if (text === undefined) continue;
     const path = applyOverride(raw, override, coerce(text, override));
@@ -86,6 +86,24 @@ function readConfigFile(
     });
     return {};
   }
+}
+
+/**
+ * `PROVIDER_<ID>_API_KEY` (or `_FILE`) for every provider in the config file, so no key needs
+ * to be written into it: `deepseek` reads `PROVIDER_DEEPSEEK_API_KEY`, `my-azure` reads
+ * `PROVIDER_MY_AZURE_API_KEY`.
+ */
+function providerKeyOverrides(raw: RawConfig): EnvOverride[] {
+  if (!Array.isArray(raw.providers)) return [];
+  return (raw.providers as RawConfig[])
+    .map((p) => p?.id)
+    .filter((id): id is string => typeof id === 'string' && id !== 'openai' && id !== 'anthropic')
+    .map((id) => ({
+      env: `PROVIDER_${id.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_API_KEY`,
+      path: ['providers', id, 'apiKey'],
+      type: 'string' as const,
+      secret: true,
+    }));
 }
 
 function readEnvValue(

@@ -56,6 +56,34 @@ describe('loadConfig', () => {
     expect(config.providers[0]).toMatchObject({ kind: 'anthropic', apiKey: 'sk-from-file-abcdef' });
   });
 
+  it("reads each configured provider's key from PROVIDER_<ID>_API_KEY or its _FILE", () => {
+    const cwd = emptyDir();
+    writeFileSync(join(cwd, 'keyfile'), 'sk-azure-from-file\n');
+    writeFileSync(
+      join(cwd, 'agent.config.json'),
+      JSON.stringify({
+        providers: [
+          { id: 'deepseek', kind: 'openai', baseURL: 'https://api.deepseek.com/v1', model: 'deepseek-chat' },
+          {
+            id: 'my-azure',
+            kind: 'azure-openai',
+            endpoint: 'https://x.openai.azure.com',
+            apiVersion: '2024-10-21',
+            deployment: 'd',
+          },
+        ],
+      }),
+    );
+    const config = loadConfig({
+      env: {
+        PROVIDER_DEEPSEEK_API_KEY: 'sk-deepseek-123',
+        PROVIDER_MY_AZURE_API_KEY_FILE: join(cwd, 'keyfile'),
+      },
+      cwd,
+    });
+    expect(config.providers.map((p) => p.apiKey)).toEqual(['sk-deepseek-123', 'sk-azure-from-file']);
+  });
+
   it('masks secrets in the redacted view and collects them for log redaction', () => {
     const config = loadConfig({
       env: {
