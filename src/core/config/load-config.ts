@@ -230,7 +230,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `has unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   if (issue.code === 'invalid_value')
     return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-  if (issue.code === 'invalid_union') return 'has an unknown "kind"; must be "openai" or "anthropic"';
+  if (issue.code === 'invalid_union')
+    return 'has an unknown "kind"; must be "openai", "azure-openai" or "anthropic"';
   return issue.message.replace(/^Invalid input: /, '');
 }
 
@@ -240,7 +241,7 @@ function providerHint(genericKey: string): string | undefined {
   if (genericKey === 'providers.*.baseURL')
     return "use the endpoint's base URL, e.g. http://127.0.0.1:11434/v1";
   if (genericKey === 'providers.*.kind')
-    return 'set kind to "openai" (any OpenAI-compatible endpoint) or "anthropic"';
+    return 'set kind to "openai" (any OpenAI-compatible endpoint), "azure-openai" or "anthropic"';
   return undefined;
 }
 
