@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { AgentConfig } from '../../core/config/schema.js';
 import { AgentError } from '../../core/errors.js';
 import type { Pipeline } from '../../core/pipeline.js';
-import type { ChannelAdapter, ChannelHealth } from '../channel-adapter.js';
+import type { ChannelHealth } from '../channel-adapter.js';
 import { createTokenCheck, tokenFingerprint } from './auth.js';
 import { sendError, toErrorResponse } from './error-handler.js';
 
@@ -57,8 +57,12 @@ const CONTENT_TYPES: Record<string, string> = {
  * The HTTP channel: a JSON API (plain and SSE), the web chat page, and health endpoints, on one
  * fastify instance that later channels (webhooks) and the gateway's OpenAI-compatible endpoint
  * mount on too.
+ *
+ * Not a `ChannelAdapter`: HTTP answers in the response to the request (or its SSE stream), so its
+ * replies never go through the outbox. It also owns the server that webhook-mode platform
+ * adapters (Telegram, Slack) mount their routes on.
  */
-export class HttpChannel implements ChannelAdapter {
+export class HttpChannel {
   readonly name = 'http';
   readonly app: FastifyInstance;
   private readonly state: ChannelHealth = { connected: false, consecutiveSendFailures: 0 };
