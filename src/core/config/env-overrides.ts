@@ -30,7 +30,38 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'ANTHROPIC_API_KEY', path: ['providers', 'anthropic', 'apiKey'], type: 'string', secret: true },
   { env: 'ANTHROPIC_BASE_URL', path: ['providers', 'anthropic', 'baseURL'], type: 'string', secret: false },
   { env: 'ANTHROPIC_MODEL', path: ['providers', 'anthropic', 'model'], type: 'string', secret: false },
+  { env: 'TELEGRAM_BOT_TOKEN', path: ['channels', 'telegram', 'botToken'], type: 'string', secret: true },
+  { env: 'TELEGRAM_API_ROOT', path: ['channels', 'telegram', 'apiRoot'], type: 'string', secret: false },
+  { env: 'TELEGRAM_MODE', path: ['channels', 'telegram', 'mode'], type: 'string', secret: false },
+  {
+    env: 'TELEGRAM_WEBHOOK_SECRET',
+    path: ['channels', 'telegram', 'webhookSecret'],
+    type: 'string',
+    secret: true,
+  },
+  { env: 'DISCORD_BOT_TOKEN', path: ['channels', 'discord', 'botToken'], type: 'string', secret: true },
+  { env: 'DISCORD_API_ROOT', path: ['channels', 'discord', 'apiRoot'], type: 'string', secret: false },
+  { env: 'DISCORD_GUILD_IDS', path: ['channels', 'discord', 'guildIds'], type: 'csv', secret: false },
+  { env: 'SLACK_BOT_TOKEN', path: ['channels', 'slack', 'botToken'], type: 'string', secret: true },
+  { env: 'SLACK_SIGNING_SECRET', path: ['channels', 'slack', 'signingSecret'], type: 'string', secret: true },
+  { env: 'SLACK_APP_TOKEN', path: ['channels', 'slack', 'appToken'], type: 'string', secret: true },
+  { env: 'SLACK_MODE', path: ['channels', 'slack', 'mode'], type: 'string', secret: false },
+  { env: 'SLACK_API_URL', path: ['channels', 'slack', 'apiUrl'], type: 'string', secret: false },
+  {
+    env: 'CHANNEL_FAILOVER_AFTER_MS',
+    path: ['channels', 'outbox', 'failoverAfterMs'],
+    type: 'integer',
+    secret: false,
+  },
 ];
 
 /** Config keys whose values are masked wherever they are shown. */
-export const SECRET_KEYS = new Set(['apiKey', 'authTokens', 'url']);
+export const SECRET_KEYS = new Set([
+  'apiKey',
+  'authTokens',
+  'url',
+  'botToken',
+  'signingSecret',
+  'appToken',
+  'webhookSecret',
+]);

@@ -194,6 +194,16 @@ const FIX_HINTS: Record<string, string> = {
   'redis.keyPrefix': 'use letters, digits, "_", "." or "-"',
   'log.level': 'set LOG_LEVEL to one of fatal, error, warn, info, debug, trace, silent',
   'localProbe.enabled': 'set LOCAL_LLM_PROBE to true or false',
+  'channels.telegram.botToken':
+    'set TELEGRAM_BOT_TOKEN to the token @BotFather gave, or remove channels.telegram',
+  'channels.telegram.webhookSecret':
+    'set TELEGRAM_WEBHOOK_SECRET (e.g. from `openssl rand -hex 24`), or use mode "polling"',
+  'channels.discord.botToken':
+    'set DISCORD_BOT_TOKEN to the bot token from the Developer Portal, or remove channels.discord',
+  'channels.slack.botToken': 'set SLACK_BOT_TOKEN to the xoxb- token, or remove channels.slack',
+  'channels.slack.signingSecret':
+    'set SLACK_SIGNING_SECRET (app settings > Basic Information > Signing Secret), or use mode "socket"',
+  'channels.slack.appToken': 'set SLACK_APP_TOKEN to an app-level xapp- token with connections:write',
 };
 
 function toProblem(issue: z.core.$ZodIssue, raw: RawConfig, origins: Map<string, string>): ConfigProblem {
@@ -294,6 +304,17 @@ export function collectSecrets(config: Readonly<AgentConfig>): string[] {
     if (password) secrets.push(password);
   }
   for (const provider of config.providers) if (provider.apiKey) secrets.push(provider.apiKey);
+  const { telegram, discord, slack } = config.channels;
+  for (const value of [
+    telegram?.botToken,
+    telegram?.webhookSecret,
+    discord?.botToken,
+    slack?.botToken,
+    slack?.signingSecret,
+    slack?.appToken,
+  ]) {
+    if (value) secrets.push(value);
+  }
   return secrets.filter((s) => s.length >= 6);
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CHANNELS_DEFAULTS, channelsSchema } from '../../channels/channels-config.js';
 import { budgetConfigSchema } from '../../providers/budget/budget-config.js';
 import { gatewaySchema, routingFields } from './gateway-schema.js';
 
@@ -153,6 +154,8 @@ export const configSchema = z
     /** The LLM providers the gateway chooses among; `priority` order is their order here. */
     providers: z.array(providerSchema).default([]),
     gateway: gatewaySchema.default(gatewaySchema.parse({})),
+    /** Discord, Telegram and Slack, each on when configured; the outbox that delivers their replies. */
+    channels: channelsSchema.default(CHANNELS_DEFAULTS),
     budgets: budgetConfigSchema.default(budgetConfigSchema.parse({})),
     /** With no provider configured, probe a local OpenAI-compatible server (Ollama) at start. */
     localProbe: z
