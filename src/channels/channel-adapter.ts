@@ -1,3 +1,5 @@
+import type { FastifyPluginAsync } from 'fastify';
+
 /**
  * The one seam every chat platform plugs into. An adapter turns platform events into
  * `ChannelEvent`s for the agent and delivers reply text back; it knows nothing of LLMs, memory,
@@ -54,6 +56,12 @@ export interface PublishedCommand {
 
 export interface ChannelAdapter {
   readonly name: ChannelName;
+  /**
+   * Routes this adapter serves on the HTTP channel's server (webhook modes). Registered outside
+   * the API's bearer auth and rate limit: each route must verify its platform's signature or
+   * secret itself, in its own encapsulated plugin (which may parse raw bodies for that).
+   */
+  readonly webhook?: FastifyPluginAsync;
   /**
    * Connects and starts taking events. Must not throw because the platform is down: it keeps
    * retrying with back-off in the background and reports its state through `health()`. Throws

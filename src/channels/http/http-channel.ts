@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyPluginAsync,
   type FastifyReply,
   type FastifyRequest,
   LogController,
@@ -27,6 +28,8 @@ export interface HttpChannelOptions {
   status: () => unknown;
   /** More authenticated, rate-limited routes (the OpenAI-compatible endpoint). */
   routes?: (api: FastifyInstance) => void;
+  /** Platform webhooks (Telegram, Slack), each verifying its own signature; no bearer auth. */
+  webhooks?: readonly FastifyPluginAsync[];
 }
 
 const conversationParams = z.object({ conversationId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
@@ -136,6 +139,8 @@ export class HttpChannel {
         return reply.type(file.type).header('cache-control', 'no-cache').send(file.body);
       });
     }
+
+    for (const webhook of this.options.webhooks ?? []) app.register(webhook);
 
     app.register(async (api) => {
       await api.register(rateLimit, {
