@@ -40,6 +40,8 @@ export interface ChannelSink {
 
 export interface ChannelHealth {
   connected: boolean;
+  /** Epoch ms when the current connection was made (absent while disconnected). */
+  connectedSince?: number;
   /** Epoch ms of the last inbound event, if any. */
   lastEventAt?: number;
   /** Epoch ms of the last reply delivered, if any. */
@@ -103,12 +105,14 @@ export class HealthTracker {
   constructor(private readonly now: () => number = Date.now) {}
 
   connected(): void {
+    if (!this.state.connected) this.state.connectedSince = this.now();
     this.state.connected = true;
     delete this.state.lastError;
   }
 
   disconnected(error?: unknown): void {
     this.state.connected = false;
+    delete this.state.connectedSince;
     if (error !== undefined) this.state.lastError = errorText(error);
   }
 
