@@ -6,7 +6,10 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  renameSync,
+  rmSync,
   write,
+  writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
@@ -113,6 +116,34 @@ export class AppendLog<T> {
     this.closed = true;
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+  }
+}
+
+/**
+ * Replaces the log at `path` with exactly `records`: write a scratch file, fsync it, rename it
+ * over the old one, fsync the directory. A crash at any point leaves either the old log or the
+ * new one, both complete. The log must not be open for appending meanwhile.
+ */
+export function rewriteLog(path: string, records: readonly unknown[]): void {
+  const scratch = `${path}.compact-${process.pid}`;
+  try {
+    const fd = openSync(scratch, 'w');
+    try {
+      writeFileSync(fd, records.map(encodeRecord).join(''));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(scratch, path);
+    const dir = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  } catch (error) {
+    rmSync(scratch, { force: true });
+    throw error;
   }
 }
 

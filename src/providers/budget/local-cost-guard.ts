@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { AppendLog, encodeRecord } from '../../core/memory/append-log.js';
+import { join } from 'node:path';
+import { AppendLog, rewriteLog } from '../../core/memory/append-log.js';
 import type { BudgetConfig } from './budget-config.js';
 import { BudgetExceededError, type Reservation, type ReserveInput, type SettleInput } from './cost-guard.js';
 import {
@@ -257,36 +256,24 @@ export class LocalCostGuard implements MeteredCostGuard {
    */
   private async compact(): Promise<void> {
     await this.log.close();
-    const scratch = `${this.path}.compact-${process.pid}`;
     try {
-      const lines = [...this.counters.values()].map((state) =>
-        encodeRecord({
-          t: 'total',
-          ...identity(state),
-          usdMicros: state.usdMicros,
-          inputTokens: state.inputTokens,
-          outputTokens: state.outputTokens,
-          requests: state.requests,
-          passed: state.passed,
-        } satisfies CostRecord),
+      rewriteLog(
+        this.path,
+        [...this.counters.values()].map(
+          (state) =>
+            ({
+              t: 'total',
+              ...identity(state),
+              usdMicros: state.usdMicros,
+              inputTokens: state.inputTokens,
+              outputTokens: state.outputTokens,
+              requests: state.requests,
+              passed: state.passed,
+            }) satisfies CostRecord,
+        ),
       );
-      const fd = openSync(scratch, 'w');
-      try {
-        writeFileSync(fd, lines.join(''));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(scratch, this.path);
-      const dir = openSync(dirname(this.path), 'r');
-      try {
-        fsyncSync(dir);
-      } finally {
-        closeSync(dir);
-      }
     } catch (error) {
       // The old log is still whole: keep appending to it and try again on the next open.
-      rmSync(scratch, { force: true });
       this.options.logger?.warn({ path: this.path, err: error }, 'cost log: compaction failed');
     }
     this.log = new AppendLog<CostRecord>(this.path);
