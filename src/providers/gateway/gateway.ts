@@ -385,7 +385,8 @@ export class Gateway implements ChatProvider {
     });
     const judged = route.breaker.execute(() => outcome).catch(() => {});
     let first = true;
-    let result: ChatResult | undefined;
+    /** Set once the reservation is settled or released, so it is never left held. */
+    let accounted = false;
     try {
       for await (const event of route.provider.stream(request, {
         signal,
@@ -397,21 +398,30 @@ export class Gateway implements ChatProvider {
           this.recordLatency(route, this.now() - started);
         }
         firstToken = setTimeout(() => attempt.abort(), this.options.firstTokenDeadlineMs);
-        if (event.type === 'done') result = event.result;
+        if (event.type === 'done') {
+          // Settle before passing `done` on: the consumer stops iterating at `done`, so code
+          // after this loop never runs for a stream that finished.
+          settleOutcome();
+          accounted = true;
+          await this.settle(reservation, route, request, event.result);
+        }
         yield event;
       }
       settleOutcome();
-      if (result) await this.settle(reservation, route, request, result);
     } catch (error) {
       const normalized = this.normalize(route, error, attempt.signal, outer);
       settleOutcome(normalized);
-      await this.options.costGuard.release(reservation).catch(() => {});
+      if (!accounted) {
+        accounted = true;
+        await this.options.costGuard.release(reservation).catch(() => {});
+      }
       this.onFailure(route, normalized, ctx);
       throw normalized;
     } finally {
       clearTimeout(firstToken);
       // A consumer that stops early (the person left) is not the provider's fault.
       settleOutcome();
+      if (!accounted) await this.options.costGuard.release(reservation).catch(() => {});
       await judged;
     }
   }
