@@ -1,7 +1,12 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { ChannelAdapter } from '../channels/channel-adapter.js';
+import { ChannelHub } from '../channels/channel-hub.js';
+import { createChannelAdapters } from '../channels/create-channels.js';
 import { HttpChannel } from '../channels/http/http-channel.js';
 import { registerOpenAiCompatibleRoutes } from '../channels/http/openai-compatible-routes.js';
+import { ReplyRouter } from '../channels/reply-router.js';
+import { createQueue } from '../jobs/create-queue.js';
 import { InProcessScheduler } from '../jobs/in-process-scheduler.js';
 import type { MeteredCostGuard } from '../providers/budget/ledger.js';
 import { LocalCostGuard } from '../providers/budget/local-cost-guard.js';
@@ -11,10 +16,13 @@ import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gate
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
+import { createLinkCommands } from './commands/link-commands.js';
 import { formatProvidersReport } from './commands/providers-report.js';
 import { collectSecrets } from './config/load-config.js';
 import type { AgentConfig } from './config/schema.js';
-import { AccountIdentityResolver } from './identity.js';
+import type { IdentityStore } from './identity/identity-store.js';
+import { LogIdentityStore } from './identity/log-identity-store.js';
+import { RedisIdentityStore } from './identity/redis-identity-store.js';
 import { createLogger } from './logger.js';
 import { LogMemoryStore } from './memory/log-memory-store.js';
 import type { MemoryStore } from './memory/memory-store.js';
@@ -29,6 +37,8 @@ export interface AgentDeps {
   redis?: Redis;
   /** Used instead of the gateway over `providers` (tests). */
   provider?: ChatProvider;
+  /** Used instead of the adapters built from `channels` (tests). */
+  adapters?: readonly ChannelAdapter[];
   now?: () => number;
 }
 
@@ -39,6 +49,9 @@ export interface Agent {
   readonly pipeline: Pipeline;
   readonly memory: MemoryStore;
   readonly costs: MeteredCostGuard;
+  readonly identity: IdentityStore;
+  /** The platform channels (Discord, Telegram, Slack), when any is configured. */
+  readonly channels: ChannelHub | undefined;
   /** The provider gateway, when providers are configured. */
   readonly gateway: BuiltGateway['gateway'] | undefined;
   /** Listens, and resolves with the HTTP channel's URL. */
@@ -77,6 +90,14 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         dataDir: config.memory.dataDir,
         retainTurns: config.memory.retainTurns,
         dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
+        logger,
+        ...(deps.now ? { now: deps.now } : {}),
+      });
+
+  const identity: IdentityStore = redis
+    ? new RedisIdentityStore({ redis, keyPrefix: config.redis.keyPrefix })
+    : new LogIdentityStore({
+        dataDir: config.memory.dataDir,
         logger,
         ...(deps.now ? { now: deps.now } : {}),
       });
@@ -153,19 +174,32 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     uptimeSeconds: (Date.now() - startedAt) / 1000,
     providers: providerStatus(),
     memoryBackend: memory.backend,
+    channels: Object.entries(channels?.status() ?? {}).map(([name, health]) => ({
+      name,
+      state:
+        health.state === 'failed'
+          ? `failed: ${health.lastError ?? ''}`
+          : health.connected
+            ? 'connected'
+            : `disconnected${health.lastError ? `: ${health.lastError}` : ''}`,
+    })),
   });
 
-  const pipeline = new Pipeline({
-    memory,
-    identity: new AccountIdentityResolver(),
-    provider: () => provider,
-    commands: createBuiltinCommands({
+  const commands = [
+    ...createBuiltinCommands({
       status,
       providersReport: async () =>
         built
           ? formatProvidersReport(built.gateway.snapshot(), await costs.snapshot())
           : 'No providers are configured.',
     }),
+    ...createLinkCommands({ identity, memory }),
+  ];
+  const pipeline = new Pipeline({
+    memory,
+    identity,
+    provider: () => provider,
+    commands,
     systemPrompt: config.agent.systemPrompt,
     context: config.context,
     turnTimeoutMs: config.turn.timeoutMs,
@@ -175,7 +209,46 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     ...(deps.now ? { now: deps.now } : {}),
   });
 
+  const adapters = deps.adapters ?? createChannelAdapters(config.channels, { logger });
+  const queueDeps = {
+    dataDir: config.memory.dataDir,
+    keyPrefix: config.redis.keyPrefix,
+    logger,
+    ...(config.redis.url ? { redisUrl: config.redis.url } : {}),
+  };
+  const outboxSettings = {
+    concurrency: config.channels.outbox.concurrency,
+    retryBaseMs: config.channels.outbox.retryBaseMs,
+    retryMaxMs: config.channels.outbox.retryMaxMs,
+  };
+  const channels =
+    adapters.length === 0
+      ? undefined
+      : new ChannelHub({
+          adapters,
+          pipeline,
+          identity,
+          inbox: createQueue('inbox', {
+            ...queueDeps,
+            ...outboxSettings,
+            concurrency: config.channels.concurrency,
+          }),
+          outbox: createQueue('outbox', { ...queueDeps, ...outboxSettings }),
+          router: new ReplyRouter({
+            adapters,
+            identity,
+            config: config.channels.outbox,
+            logger,
+            onOutcome: (channel, outcome) => metrics.onDelivery(channel, outcome),
+            ...(deps.now ? { now: deps.now } : {}),
+          }),
+          commands: commands.map((c) => ({ name: c.name, summary: c.summary })),
+          logger,
+          ...(deps.now ? { now: deps.now } : {}),
+        });
+
   const http: HttpChannel = new HttpChannel({
+    webhooks: adapters.flatMap((a) => (a.webhook ? [a.webhook] : [])),
     config: config.http,
     pipeline,
     logger,
@@ -195,7 +268,8 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       ...status(),
       providers: built ? built.gateway.snapshot() : providerStatus(),
       costs: await costs.snapshot(),
-      channels: { http: http.health() },
+      channels: { http: http.health(), ...channels?.status() },
+      ...(channels ? { outbox: await channels.pending() } : {}),
       jobs: scheduler.outcomes(),
     }),
     routes: (api) => {
@@ -214,28 +288,41 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     pipeline,
     memory,
     costs,
+    identity,
+    channels,
     gateway: built?.gateway,
     async start() {
       await memory.open();
       await costs.open();
+      await identity.open();
       await built?.state.start();
       await http.start();
+      await channels?.start();
       logger.info(
-        { url: http.url, memory: memory.backend, providers: providerStatus().map((p) => p.id), version },
+        {
+          url: http.url,
+          memory: memory.backend,
+          providers: providerStatus().map((p) => p.id),
+          channels: channels?.channelNames ?? [],
+          version,
+        },
         'agent listening',
       );
       return http.url;
     },
     stop() {
       stopping ??= (async () => {
+        await channels?.stopAdapters();
         const drained = await pipeline.drain(config.shutdown.graceMs);
         if (!drained)
           logger.warn({ inFlight: pipeline.inFlightCount }, 'shutdown grace ran out with turns in flight');
+        await channels?.close();
         await scheduler.stop();
         await http.stop();
         await built?.state.stop();
         await memory.close();
         await costs.close();
+        await identity.close();
         await providerFetch.close();
         if (ownsRedis) await redis?.quit().catch(() => redis.disconnect());
         logger.info('agent stopped');

@@ -13,6 +13,7 @@ export class AgentMetrics implements GatewayObserver {
   private readonly providerTokens: Counter<'provider' | 'direction'>;
   private readonly providerCost: Counter<'provider'>;
   private readonly messages: Counter<'channel' | 'direction'>;
+  private readonly deliveries: Counter<'channel' | 'outcome'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -54,6 +55,12 @@ export class AgentMetrics implements GatewayObserver {
       labelNames: ['channel', 'direction'],
       registers,
     });
+    this.deliveries = new Counter({
+      name: 'agent_reply_deliveries_total',
+      help: 'Outbox delivery attempts by the channel a reply was for: sent, failed_over (delivered on another channel), retry, lost (gave up).',
+      labelNames: ['channel', 'outcome'],
+      registers,
+    });
   }
 
   onRequest(provider: string): void {
@@ -76,5 +83,9 @@ export class AgentMetrics implements GatewayObserver {
 
   onMessage(channel: string, direction: 'in' | 'out'): void {
     this.messages.inc({ channel, direction });
+  }
+
+  onDelivery(channel: string, outcome: 'sent' | 'failed_over' | 'retry' | 'lost'): void {
+    this.deliveries.inc({ channel, outcome });
   }
 }

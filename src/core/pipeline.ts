@@ -5,7 +5,7 @@ import type { Command } from './commands/command.js';
 import { parseCommand } from './commands/command.js';
 import { buildContext, type ContextLimits } from './context-window.js';
 import { AgentError, isAgentError } from './errors.js';
-import type { IdentityResolver } from './identity.js';
+import type { IdentityResolver } from './identity/identity-store.js';
 import type { InboundMessage, Reply } from './inbound-message.js';
 import type { MemoryStore } from './memory/memory-store.js';
 
@@ -106,7 +106,12 @@ export class Pipeline {
       if (command) {
         const handler = this.commandsByName.get(command.name);
         const result = handler
-          ? await handler.run({ personId, channel: message.channel, args: command.args })
+          ? await handler.run({
+              personId,
+              channel: message.channel,
+              userId: message.userId,
+              args: command.args,
+            })
           : { text: `Unknown command /${command.name}. Try /help.` };
         await this.wrapMemory(() =>
           memory.commit({

@@ -6,6 +6,8 @@ export interface StatusSnapshot {
   uptimeSeconds: number;
   providers: { id: string; model: string; state: string }[];
   memoryBackend: 'log' | 'redis';
+  /** The platform channels (Discord, Telegram, Slack) and their state. */
+  channels: { name: string; state: string }[];
 }
 
 export function formatUptime(seconds: number): string {
@@ -33,7 +35,7 @@ export function createBuiltinCommands({ status, providersReport }: BuiltinComman
     },
     {
       name: 'status',
-      summary: 'providers, memory backend, uptime and version',
+      summary: 'providers, channels, memory backend, uptime and version',
       run: () => {
         const s = status();
         const providers = s.providers.map((p) =>
@@ -44,6 +46,7 @@ export function createBuiltinCommands({ status, providersReport }: BuiltinComman
             `${s.agentName} v${s.version}`,
             `providers: ${providers.join('; ')}`,
             `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}`,
+            `channels: ${['http ok', ...s.channels.map((c) => `${c.name} ${c.state}`)].join('; ')}`,
             `uptime: ${formatUptime(s.uptimeSeconds)}`,
           ].join('\n'),
         };

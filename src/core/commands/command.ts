@@ -2,6 +2,8 @@
 export interface CommandContext {
   personId: string;
   channel: string;
+  /** The sender's id on the channel (the account, with `channel`). */
+  userId: string;
   /** Words after the command name. */
   args: string[];
 }

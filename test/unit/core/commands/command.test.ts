@@ -28,6 +28,7 @@ describe('builtin commands', () => {
         { id: 'anthropic', model: 'claude-x', state: 'circuit open' },
       ],
       memoryBackend: 'redis',
+      channels: [],
     }),
     providersReport: async () => 'report',
   });

@@ -1,0 +1,148 @@
+import type { Logger } from 'pino';
+import { isAgentError } from '../core/errors.js';
+import type { IdentityStore } from '../core/identity/identity-store.js';
+import type { Pipeline } from '../core/pipeline.js';
+import type { DurableQueue, JobResult, QueuedJob } from '../jobs/durable-queue.js';
+import type {
+  ChannelAdapter,
+  ChannelEvent,
+  ChannelHealth,
+  ChannelName,
+  ChannelSink,
+  PublishedCommand,
+} from './channel-adapter.js';
+import type { OutboundReply, ReplyRouter } from './reply-router.js';
+
+/** Errors after which the same event is simply tried again later, rather than answered. */
+const RETRY_LATER = new Set(['memory_unavailable', 'shutting_down', 'event_in_progress']);
+
+/** Platforms hide a typing indicator after about 5-10 s: renew it while a turn runs. */
+const TYPING_EVERY_MS = 4500;
+
+export interface ChannelStatus extends ChannelHealth {
+  /** `running`, or `failed` when the adapter could not start at all (bad configuration). */
+  state: 'running' | 'failed';
+}
+
+/**
+ * Joins the platform adapters to the core: inbound events go into a durable inbox, a worker runs
+ * each through the pipeline, and the reply goes into a durable outbox that the reply router
+ * delivers (retrying, and failing over to the person's other platforms). An event a platform
+ * handed over is therefore answered even if the process dies in between.
+ */
+export class ChannelHub {
+  private readonly adapters: Map<ChannelName, ChannelAdapter>;
+  private readonly failed = new Map<ChannelName, string>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly options: {
+      adapters: readonly ChannelAdapter[];
+      pipeline: Pipeline;
+      identity: IdentityStore;
+      inbox: DurableQueue<ChannelEvent>;
+      outbox: DurableQueue<OutboundReply>;
+      router: ReplyRouter;
+      commands: readonly PublishedCommand[];
+      logger: Logger;
+      now?: () => number;
+    },
+  ) {
+    this.adapters = new Map(options.adapters.map((a) => [a.name, a]));
+    this.now = options.now ?? Date.now;
+  }
+
+  get channelNames(): ChannelName[] {
+    return [...this.adapters.keys()];
+  }
+
+  async start(): Promise<void> {
+    const { inbox, outbox, router, logger, commands } = this.options;
+    await outbox.start(router.deliver);
+    await inbox.start((job) => this.answer(job));
+    const sink: ChannelSink = {
+      receive: (event) => inbox.add(`${event.address.channel}:${event.eventId}`, event),
+    };
+    // Each adapter on its own: one that cannot start never stops the others.
+    await Promise.all(
+      [...this.adapters.values()].map(async (adapter) => {
+        try {
+          await adapter.start(sink, commands);
+          logger.info({ channel: adapter.name }, 'channel started');
+        } catch (error) {
+          this.failed.set(adapter.name, (error as Error).message);
+          logger.error({ channel: adapter.name, err: error }, 'channel could not start; the others carry on');
+        }
+      }),
+    );
+  }
+
+  /** Stops taking platform events. In-flight turns are finished by the pipeline's drain. */
+  async stopAdapters(): Promise<void> {
+    await Promise.allSettled([...this.adapters.values()].map((a) => a.stop()));
+  }
+
+  /** After the pipeline drained: lets running jobs finish their writes, then closes the queues. */
+  async close(): Promise<void> {
+    await this.options.inbox.close();
+    await this.options.outbox.close();
+  }
+
+  status(): Record<string, ChannelStatus> {
+    const result: Record<string, ChannelStatus> = {};
+    for (const [name, adapter] of this.adapters) {
+      const failure = this.failed.get(name);
+      result[name] = failure
+        ? { ...adapter.health(), connected: false, lastError: failure, state: 'failed' }
+        : { ...adapter.health(), state: 'running' };
+    }
+    return result;
+  }
+
+  async pending(): Promise<{ inbox: number; outbox: number }> {
+    return { inbox: await this.options.inbox.pending(), outbox: await this.options.outbox.pending() };
+  }
+
+  /** The inbox's job handler: one platform event through the pipeline, its reply into the outbox. */
+  private async answer(job: QueuedJob<ChannelEvent>): Promise<JobResult> {
+    const { pipeline, identity, outbox, logger } = this.options;
+    const event = job.data;
+    const { channel } = event.address;
+    const stopTyping = this.keepTyping(event);
+    try {
+      let text: string;
+      let personId: string;
+      try {
+        const reply = await pipeline.handle({
+          channel,
+          eventId: event.eventId,
+          userId: event.userId,
+          text: event.text,
+        });
+        text = reply.text;
+        personId = reply.personId;
+      } catch (error) {
+        if (isAgentError(error) && RETRY_LATER.has(error.code)) throw error;
+        // Anything else (no provider answered, a message too long) is told to the person.
+        personId = await identity.resolve(channel, event.userId);
+        text = `Sorry, I could not answer that: ${isAgentError(error) ? error.message : 'an internal error occurred'}.`;
+        if (!isAgentError(error)) logger.error({ err: error, event: job.id }, 'turn failed');
+      }
+      await identity.touch(channel, event.userId, event.address, this.now());
+      await outbox.add(job.id, { personId, address: event.address, text });
+      return { done: true };
+    } finally {
+      stopTyping();
+    }
+  }
+
+  private keepTyping(event: ChannelEvent): () => void {
+    const adapter = this.adapters.get(event.address.channel);
+    if (!adapter?.typing) return () => {};
+    const type = () => void adapter.typing?.(event.address).catch(() => {});
+    type();
+    const timer = setInterval(type, TYPING_EVERY_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}

@@ -1,0 +1,15 @@
+import type { Logger } from 'pino';
+import { BullMqDurableQueue } from './bullmq-durable-queue.js';
+import type { DurableQueue, QueueOptions } from './durable-queue.js';
+import { LocalDurableQueue } from './local-durable-queue.js';
+
+/** BullMQ when Redis is configured (shared by every server), else the local log. */
+export function createQueue<T>(
+  name: string,
+  deps: QueueOptions & { dataDir: string; keyPrefix: string; logger: Logger; redisUrl?: string },
+): DurableQueue<T> {
+  const { dataDir, keyPrefix, logger, redisUrl, ...options } = deps;
+  return redisUrl
+    ? new BullMqDurableQueue<T>({ name, redisUrl, prefix: `${keyPrefix}:bull`, logger, ...options })
+    : new LocalDurableQueue<T>({ name, dataDir, logger, ...options });
+}
