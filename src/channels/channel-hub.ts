@@ -33,6 +33,8 @@ export interface ChannelStatus extends ChannelHealth {
 export class ChannelHub {
   private readonly adapters: Map<ChannelName, ChannelAdapter>;
   private readonly failed = new Map<ChannelName, string>();
+  /** Per account: the turn in progress, so one person's messages are answered in order. */
+  private readonly lanes = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
 
   constructor(
@@ -59,7 +61,9 @@ export class ChannelHub {
   async start(): Promise<void> {
     const { inbox, outbox, router, logger, commands } = this.options;
     await outbox.start(router.deliver);
-    await inbox.start((job) => this.answer(job));
+    await inbox.start((job) =>
+      this.inLane(`${job.data.address.channel}:${job.data.userId}`, () => this.answer(job)),
+    );
     const sink: ChannelSink = {
       receive: (event) => inbox.add(`${event.address.channel}:${event.eventId}`, event),
     };
@@ -133,6 +137,21 @@ export class ChannelHub {
       return { done: true };
     } finally {
       stopTyping();
+    }
+  }
+
+  /**
+   * Runs `work` after the account's earlier work, so the second of two quick messages is answered
+   * with the first one's turn in its context (jobs of different accounts still run at once).
+   */
+  private async inLane<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.lanes.get(key) ?? Promise.resolve();
+    const current = previous.catch(() => {}).then(work);
+    this.lanes.set(key, current);
+    try {
+      return await current;
+    } finally {
+      if (this.lanes.get(key) === current) this.lanes.delete(key);
     }
   }
 
