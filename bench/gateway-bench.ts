@@ -1,0 +1,994 @@
+/**
+ * Provider-gateway benchmark: the agent's OpenAI-compatible endpoint in front of two fake
+ * upstreams, healthy and while the primary fails, against the upstream hit directly.
+ *
+ *   npm run bench:gateway
+ *
+ * Cases, each measured BENCH_RUNS times (runs interleave the cases; medians and every run are
+ * printed):
+ *   - direct: POST /v1/chat/completions straight to the primary fake upstream;
+ *   - gateway, healthy: the same request to the agent's POST /v1/chat/completions, which the
+ *     gateway sends to the primary;
+ *   - gateway, primary 500: the primary answers every request, health probes included, with 500;
+ *     traffic is sent until the primary's breaker opens (GET /api/status), then measured while
+ *     the gateway sends everything to the secondary;
+ *   - gateway, primary hangs: the same with a primary that never answers (each attempt gives up
+ *     after gateway.attemptTimeoutMs, so the breaker opens after its first failures).
+ *
+ * Measurements, per case and run:
+ *   - closed loop: BENCH_CONCURRENCY clients, each sending its next request once the previous one
+ *     is answered, for BENCH_THROUGHPUT_SECONDS after BENCH_WARMUP_SECONDS of warm-up: requests/s;
+ *   - open loop: BENCH_RATE requests/s scheduled by the clock (not by replies) for
+ *     BENCH_LATENCY_SECONDS after the same warm-up; latency runs from the scheduled send time to
+ *     the reply, so a stall counts against every request it delays (no coordinated omission);
+ *   - "added p99": the gateway case's p99 minus the direct p99 of the same run;
+ *   - what reached the primary upstream from the moment its breaker was open (warm-ups
+ *     included): chat completions, and everything else (the gateway's health probes).
+ * Every reply is checked: the echoed text, and which provider answered (`model` is
+ * `<provider>/<model>`: the primary when healthy, the secondary while it fails).
+ *
+ * Targets (2-core machine): added p99 <= 2 ms at 200 requests/s, healthy and with the breaker
+ * open; >= 2,000 requests/s at 16 clients while failing over; once the breaker is open, the failed
+ * primary receives health probes only.
+ *
+ * Processes: this one is the load generator only. Both fake upstreams run in one child process
+ * (bench/fake-upstream-process.ts) and the agent runs as the built dist/main.js
+ * (started as startAgentProcess does) with LOG_LEVEL=warn and its own config file (AGENT_CONFIG).
+ *
+ * Environment knobs: BENCH_RUNS (3), BENCH_THROUGHPUT_SECONDS (3), BENCH_LATENCY_SECONDS (5),
+ * BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_RATE (200),
+ * BENCH_CASES (direct,healthy,status500,hang; also chat500: the primary fails chat completions
+ * only and its health probe succeeds), BENCH_DATA_DIR (where the agent's data directory is made;
+ * default the OS temp dir: every gateway reply waits for the cost ledger's fdatasync there, so
+ * that disk's fsync latency is in every gateway figure, and /dev/shm takes it out),
+ * BENCH_AGENT_NODE_ARGS (node arguments for the
+ * agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"; the profile is written when the agent exits).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import type { FakeFaultSetting } from '../test/fakes/fake-openai.js';
+import { MAIN_JS } from '../test/support/agent-process.js';
+import { freePort } from '../test/support/free-port.js';
+import type {
+  UpstreamCommand,
+  UpstreamCounts,
+  UpstreamName,
+  UpstreamReady,
+  UpstreamReply,
+} from './fake-upstream-process.js';
+
+const RUNS = intEnv('BENCH_RUNS', 3);
+const THROUGHPUT_SECONDS = intEnv('BENCH_THROUGHPUT_SECONDS', 3);
+const LATENCY_SECONDS = intEnv('BENCH_LATENCY_SECONDS', 5);
+const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 1);
+const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 16);
+const RATE = intEnv('BENCH_RATE', 200);
+const DEFAULT_CASES = ['direct', 'healthy', 'status500', 'hang'] as const;
+/** `chat500` (opt-in): the primary fails chat completions only, while its health probe succeeds. */
+const ALL_CASES = [...DEFAULT_CASES, 'chat500'] as const;
+type CaseKey = (typeof ALL_CASES)[number];
+const CASES = (process.env.BENCH_CASES ?? DEFAULT_CASES.join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '');
+/** The agent's data directory (its cost ledger, fsync'd per reply) is made under this. */
+const DATA_PARENT = process.env.BENCH_DATA_DIR || os.tmpdir();
+/** Extra node arguments for the agent, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`). */
+const AGENT_NODE_ARGS = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** No single request may hang a run: undici gives up on it after this long. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Unmeasured load on each target before the first run, so JIT warm-up is not in any run. */
+const PRIME_SECONDS = 2;
+/** Longest wait for the primary's breaker to open (under load) or close again (by a probe). */
+const BREAKER_WAIT_MS = 30_000;
+const MODEL = 'fake-model';
+
+/** The gateway's settings for the bench; everything not named here keeps its default. */
+const GATEWAY_CONFIG = {
+  strategy: 'priority',
+  // A hung primary costs each request this long until the breaker opens (default 12 s).
+  attemptTimeoutMs: 1000,
+  deadlineMs: 10_000,
+  // Probes every second, and an open breaker may be closed by one after a second, so the next
+  // case starts with a healthy primary soon after its fault is cleared.
+  probeEveryMs: 1000,
+  breaker: { consecutiveFailures: 5, halfOpenAfterMs: 1000 },
+};
+
+const TARGET_ADDED_P99_MS = 2;
+const TARGET_FAILOVER_RPS = 2000;
+
+function intEnv(name: string, fallback: number): number {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+interface Child {
+  name: string;
+  child: ChildProcess;
+  output: string[];
+  exited: Promise<void>;
+}
+
+const children = new Set<Child>();
+const tempDirs = new Set<string>();
+
+function track(handle: Child): Child {
+  children.add(handle);
+  void handle.exited.then(() => children.delete(handle));
+  return handle;
+}
+
+async function stopChild(handle: Child, graceMs = 10_000): Promise<void> {
+  if (handle.child.exitCode !== null || handle.child.signalCode !== null) return;
+  handle.child.kill('SIGTERM');
+  const timer = setTimeout(() => handle.child.kill('SIGKILL'), graceMs);
+  await handle.exited;
+  clearTimeout(timer);
+}
+
+async function cleanup(): Promise<void> {
+  await Promise.all([...children].map((c) => stopChild(c)));
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+/** The fake upstreams' process, and a typed IPC client for it. */
+interface Upstreams {
+  handle: Child;
+  urls: UpstreamReady['upstreams'];
+  setFault(upstream: UpstreamName, fault: FakeFaultSetting | undefined): Promise<void>;
+  counts(): Promise<Record<UpstreamName, UpstreamCounts>>;
+}
+
+async function startUpstreams(): Promise<Upstreams> {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, join(import.meta.dirname, 'fake-upstream-process.ts')],
+    { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+  );
+  const output: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line.trim()) output.push(line);
+      if (output.length > 200) output.splice(0, output.length - 200);
+    });
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const handle = track({ name: 'fake upstreams', child, output, exited });
+
+  const pending = new Map<number, (reply: UpstreamReply) => void>();
+  let nextId = 1;
+  const ready = new Promise<UpstreamReady>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`fake upstreams did not start within 15 s:\n${output.join('\n')}`));
+    }, 15_000);
+    child.on('message', (message: UpstreamReady | UpstreamReply) => {
+      if ('type' in message) {
+        clearTimeout(timer);
+        resolve(message);
+        return;
+      }
+      pending.get(message.id)?.(message);
+      pending.delete(message.id);
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      const error = new Error(
+        `fake upstreams exited (${child.exitCode ?? child.signalCode}):\n${output.join('\n')}`,
+      );
+      reject(error);
+      for (const settle of pending.values()) settle({ id: 0, ok: false, error: error.message });
+      pending.clear();
+    });
+  });
+  const { upstreams } = await ready;
+  const call = (command: Omit<UpstreamCommand, 'id'>) =>
+    new Promise<Record<UpstreamName, UpstreamCounts>>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, (reply) => (reply.ok ? resolve(reply.counts) : reject(new Error(reply.error))));
+      child.send({ ...command, id });
+    });
+  return {
+    handle,
+    urls: upstreams,
+    setFault: async (upstream, fault) => {
+      await call({ cmd: 'setFault', upstream, fault } as Omit<UpstreamCommand, 'id'>);
+    },
+    counts: () => call({ cmd: 'counts' }),
+  };
+}
+
+/**
+ * The built agent (dist/main.js) with both fakes as its providers, primary first. Started like
+ * test/support/agent-process.ts does (ready once it sends 'ready' over IPC), plus
+ * BENCH_AGENT_NODE_ARGS on its command line: `--cpu-prof` is not allowed in NODE_OPTIONS.
+ */
+async function startAgent(urls: UpstreamReady['upstreams']): Promise<{ handle: Child; url: string }> {
+  const dir = mkdtempSync(join(DATA_PARENT, 'gateway-bench-'));
+  tempDirs.add(dir);
+  const configPath = join(dir, 'agent.config.json');
+  const provider = (id: UpstreamName) => ({
+    id,
+    kind: 'openai',
+    baseURL: urls[id].baseURL,
+    model: MODEL,
+    apiKey: 'bench-not-a-real-key',
+    // gpt-4o-mini's price, so the cost path (reserve, settle, ledger) runs as it would for real.
+    price: { inputPerMTok: 0.15, outputPerMTok: 0.6 },
+  });
+  const config = {
+    // The default limit (600 a minute per client) would answer most of the load with 429; the
+    // limiter itself stays in the path, so its cost is measured.
+    http: { rateLimit: { max: 1_000_000_000, windowMs: 60_000 } },
+    providers: [provider('primary'), provider('secondary')],
+    gateway: GATEWAY_CONFIG,
+  };
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const port = String(await freePort());
+  const child = spawn(process.execPath, [...AGENT_NODE_ARGS, MAIN_JS, 'start'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      LOCAL_LLM_PROBE: 'false',
+      AGENT_CONFIG: configPath,
+      DATA_DIR: join(dir, 'data'),
+      LOG_LEVEL: 'warn',
+      HTTP_PORT: port,
+    },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  const output: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffer = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      output.push(...lines.filter((l) => l.trim() !== ''));
+    });
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const handle = track({ name: 'agent', child, output, exited });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent did not start within 20 s:\n${output.join('\n')}`));
+    }, 20_000);
+    child.on('message', (message) => {
+      if (message !== 'ready') return;
+      clearTimeout(timer);
+      resolve();
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `agent exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output.join('\n')}`,
+        ),
+      );
+    });
+  });
+  return { handle, url: `http://127.0.0.1:${port}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load.
+
+interface Target {
+  label: string;
+  /** Sends request number `seq`; resolves with undefined when answered correctly, else the problem. */
+  send: (seq: number) => Promise<string | undefined>;
+  close: () => Promise<void>;
+}
+
+function keepAliveAgent(connections: number): Agent {
+  return new Agent({
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    headersTimeout: REQUEST_TIMEOUT_MS,
+    bodyTimeout: REQUEST_TIMEOUT_MS,
+  });
+}
+
+function question(seq: number): string {
+  return `Hello, this is request ${seq}: how is it going today?`;
+}
+
+/** A short chat completion, the same for the upstream and the gateway (which ignores `model`). */
+function completionBody(model: string, seq: number): string {
+  return JSON.stringify({
+    model,
+    messages: [
+      { role: 'system', content: 'You are a helpful, concise assistant.' },
+      { role: 'user', content: question(seq) },
+    ],
+  });
+}
+
+/**
+ * POSTs to `url` and checks the reply: the fake's echo of the question and, when `expectModel`
+ * is set, the `model` that answered (the gateway reports `<provider>/<model>`).
+ */
+function completionTarget(label: string, url: string, model: string, expectModel: string): Target {
+  const dispatcher = keepAliveAgent(CONCURRENCY * 4);
+  return {
+    label,
+    async send(seq) {
+      try {
+        const response = await request(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer bench-not-a-real-key' },
+          body: completionBody(model, seq),
+          dispatcher,
+        });
+        const body = await response.body.text();
+        if (response.statusCode !== 200) return `HTTP ${response.statusCode}: ${body.slice(0, 300)}`;
+        const parsed = JSON.parse(body) as { model?: string; choices?: { message?: { content?: string } }[] };
+        if (parsed.choices?.[0]?.message?.content !== `echo: ${question(seq)}`)
+          return `unexpected reply: ${body.slice(0, 300)}`;
+        if (parsed.model !== expectModel)
+          return `answered by "${parsed.model}", expected "${expectModel}": ${body.slice(0, 300)}`;
+        return undefined;
+      } catch (error) {
+        return String((error as Error).message ?? error);
+      }
+    },
+    close: () => dispatcher.close(),
+  };
+}
+
+interface ClosedResult {
+  perSecond: number;
+  errors: number;
+  firstError?: string;
+  /** Percent of one core used by each process while measuring. */
+  cpu: CpuSample;
+}
+
+/** Every client sends its next request when the previous one is answered. */
+async function closedLoop(
+  target: Target,
+  pids: Pids,
+  warmupS: number,
+  measureS: number,
+): Promise<ClosedResult> {
+  const measureFrom = performance.now() + warmupS * 1000;
+  const measureTo = measureFrom + measureS * 1000;
+  let completed = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  // CPU is sampled when measuring starts and ends; a late timer (a busy machine) is allowed for
+  // by dividing by the time that really passed between the two samples.
+  let cpuBefore: { at: number; sample: CpuSample } | undefined;
+  let cpuAfter: { at: number; sample: CpuSample } | undefined;
+  const startSampler = setTimeout(() => {
+    cpuBefore = { at: performance.now(), sample: sampleCpu(pids) };
+  }, measureFrom - performance.now());
+  const endSampler = setTimeout(() => {
+    cpuAfter = { at: performance.now(), sample: sampleCpu(pids) };
+  }, measureTo - performance.now());
+  let seq = 0;
+  const worker = async () => {
+    while (performance.now() < measureTo) {
+      const problem = await target.send(seq++);
+      const end = performance.now();
+      if (end >= measureFrom && end < measureTo) {
+        if (problem === undefined) completed += 1;
+        else {
+          errors += 1;
+          firstError ??= problem;
+        }
+      }
+      // Do not spin on a target that answers errors instantly.
+      if (problem !== undefined) await sleep(10);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, () => worker()));
+  clearTimeout(startSampler);
+  clearTimeout(endSampler);
+  cpuAfter ??= { at: performance.now(), sample: sampleCpu(pids) };
+  return {
+    perSecond: completed / measureS,
+    errors,
+    ...(firstError !== undefined ? { firstError } : {}),
+    cpu: cpuBefore ? cpuPercent(cpuBefore.sample, cpuAfter.sample, cpuAfter.at - cpuBefore.at) : {},
+  };
+}
+
+interface OpenResult {
+  p50: number;
+  p99: number;
+  max: number;
+  sent: number;
+  errors: number;
+  firstError?: string;
+  /** How far the sender itself fell behind its schedule: a load generator health check. */
+  maxSendLagMs: number;
+}
+
+/** Sends RATE requests a second by the clock, whatever the replies do; latency from the scheduled time. */
+async function openLoop(target: Target, warmupS: number, measureS: number): Promise<OpenResult> {
+  const interval = 1000 / RATE;
+  const warmupCount = Math.round(warmupS * RATE);
+  const total = warmupCount + Math.round(measureS * RATE);
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let maxSendLagMs = 0;
+  const start = performance.now() + 5;
+  let index = 0;
+
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (index < total && start + index * interval <= now) {
+        const scheduled = start + index * interval;
+        const measured = index >= warmupCount;
+        if (measured) maxSendLagMs = Math.max(maxSendLagMs, now - scheduled);
+        pending.push(
+          target.send(index).then((problem) => {
+            if (!measured) return;
+            if (problem === undefined) latencies.push(performance.now() - scheduled);
+            else {
+              errors += 1;
+              firstError ??= problem;
+            }
+          }),
+        );
+        index += 1;
+      }
+      if (index >= total) return resolve();
+      setTimeout(tick, Math.max(0, start + index * interval - performance.now()));
+    };
+    setTimeout(tick, 5);
+  });
+  await Promise.all(pending);
+  latencies.sort((a, b) => a - b);
+  return {
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    max: latencies.at(-1) ?? Number.NaN,
+    sent: total - warmupCount,
+    errors,
+    ...(firstError !== undefined ? { firstError } : {}),
+    maxSendLagMs,
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
+}
+
+function median(values: readonly number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (finite.length === 0) return Number.NaN;
+  const sorted = [...finite].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The primary's breaker, as GET /api/status reports it.
+
+type BreakerName = 'closed' | 'open' | 'half-open' | 'isolated' | 'open elsewhere';
+
+async function primaryBreaker(agentUrl: string): Promise<BreakerName | undefined> {
+  const response = await request(`${agentUrl}/api/status`);
+  const body = (await response.body.json()) as { providers?: { id: string; breaker: BreakerName }[] };
+  return body.providers?.find((p) => p.id === 'primary')?.breaker;
+}
+
+/**
+ * Sends gateway traffic (CONCURRENCY clients) until the primary's breaker is open, then lets the
+ * requests in flight finish, so none of them can reach the primary after the caller's next look
+ * at its counters. Resolves with how long that took.
+ */
+async function openPrimaryBreaker(agentUrl: string, target: Target): Promise<number> {
+  const started = performance.now();
+  let open = false;
+  let seq = 1_000_000_000;
+  const workers = Array.from({ length: CONCURRENCY }, async () => {
+    while (!open && performance.now() - started < BREAKER_WAIT_MS) {
+      if ((await target.send(seq++)) !== undefined) await sleep(10);
+    }
+  });
+  while (!open && performance.now() - started < BREAKER_WAIT_MS) {
+    open = (await primaryBreaker(agentUrl)) === 'open';
+    if (!open) await sleep(20);
+  }
+  open = true;
+  await Promise.all(workers);
+  if ((await primaryBreaker(agentUrl)) !== 'open')
+    throw new Error(`the primary's breaker did not open within ${BREAKER_WAIT_MS} ms (or closed again)`);
+  return performance.now() - started;
+}
+
+/** After a fault is cleared: waits until a health probe has closed the primary's breaker. */
+async function waitPrimaryClosed(agentUrl: string): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < BREAKER_WAIT_MS) {
+    if ((await primaryBreaker(agentUrl)) === 'closed') return performance.now() - started;
+    await sleep(50);
+  }
+  throw new Error(`the primary's breaker did not close within ${BREAKER_WAIT_MS} ms of its fault clearing`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting (Linux /proc): which process the machine's two cores are spent in.
+
+interface Pids {
+  loadGenerator: number;
+  upstreams?: number;
+  agent?: number;
+}
+
+const CPU_ROLES = ['loadGenerator', 'upstreams', 'agent'] as const;
+type CpuRole = (typeof CPU_ROLES)[number];
+/** Per process, plus `machine`: every core's busy time, so other load on the machine shows. */
+type CpuSample = Partial<Record<CpuRole | 'machine', number>>;
+
+/** Busy (not idle, not iowait) CPU milliseconds of the whole machine, or undefined off Linux. */
+function machineCpuMs(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    return (ticks.reduce((a, b) => a + b, 0) - idle) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** User plus system CPU milliseconds a process has used, or undefined off Linux. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+function sampleCpu(pids: Pids): CpuSample {
+  const sample: CpuSample = {};
+  for (const role of CPU_ROLES) {
+    const pid = pids[role];
+    const value = pid === undefined ? undefined : cpuMs(pid);
+    if (value !== undefined) sample[role] = value;
+  }
+  const machine = machineCpuMs();
+  if (machine !== undefined) sample.machine = machine;
+  return sample;
+}
+
+/** CPU percent of one core for each process between two samples. */
+function cpuPercent(before: CpuSample, after: CpuSample, elapsedMs: number): CpuSample {
+  const out: CpuSample = {};
+  for (const role of [...CPU_ROLES, 'machine'] as const) {
+    const a = before[role];
+    const b = after[role];
+    if (a !== undefined && b !== undefined) out[role] = (100 * (b - a)) / elapsedMs;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases.
+
+interface BenchCase {
+  key: CaseKey;
+  label: string;
+  target: Target;
+  /** The primary's fault while this case is measured; the breaker is opened before measuring. */
+  fault?: FakeFaultSetting;
+  /** Not one of the issue's cases: its figures are shown, not judged. */
+  informational?: boolean;
+}
+
+interface CaseRun {
+  closed: ClosedResult;
+  open: OpenResult;
+  /** Time from setting the fault to the breaker open with nothing in flight (failover cases). */
+  openedInMs?: number;
+  /** Time from clearing the fault to a probe closing the breaker (failover cases). */
+  closedInMs?: number;
+  /** What reached the primary upstream during the measured loops, warm-ups included. */
+  primary: UpstreamCounts;
+  /** How long that window was, in seconds. */
+  windowS: number;
+}
+
+interface CaseResults {
+  benchCase: BenchCase;
+  runs: CaseRun[];
+}
+
+async function runCase(
+  benchCase: BenchCase,
+  agentUrl: string,
+  upstreams: Upstreams,
+  pids: Pids,
+): Promise<CaseRun> {
+  let openedInMs: number | undefined;
+  if (benchCase.fault) {
+    await upstreams.setFault('primary', benchCase.fault);
+    openedInMs = await openPrimaryBreaker(agentUrl, benchCase.target);
+  }
+  const before = await upstreams.counts();
+  const from = performance.now();
+  const closed = await closedLoop(benchCase.target, pids, WARMUP_SECONDS, THROUGHPUT_SECONDS);
+  const open = await openLoop(benchCase.target, WARMUP_SECONDS, LATENCY_SECONDS);
+  const after = await upstreams.counts();
+  const windowS = (performance.now() - from) / 1000;
+  let closedInMs: number | undefined;
+  if (benchCase.fault) {
+    const breaker = await primaryBreaker(agentUrl);
+    if (!benchCase.informational && breaker !== 'open' && breaker !== 'half-open')
+      throw new Error(`the primary's breaker was "${breaker}" at the end of "${benchCase.label}"`);
+    await upstreams.setFault('primary', undefined);
+    closedInMs = await waitPrimaryClosed(agentUrl);
+  }
+  return {
+    closed,
+    open,
+    ...(openedInMs !== undefined ? { openedInMs } : {}),
+    ...(closedInMs !== undefined ? { closedInMs } : {}),
+    primary: {
+      chat: after.primary.chat - before.primary.chat,
+      probes: after.primary.probes - before.primary.probes,
+    },
+    windowS,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(Math.abs(n) < 10 ? 2 : 1) : 'n/a');
+const signedMs = (n: number) => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${ms(n)}` : 'n/a');
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+/** The gateway case's p99 minus the direct p99, run by run. */
+function addedP99(results: CaseResults[], result: CaseResults): number[] {
+  const direct = results.find((r) => r.benchCase.key === 'direct');
+  if (!direct || result === direct) return [];
+  return result.runs.map((run, i) => run.open.p99 - (direct.runs[i]?.open.p99 ?? Number.NaN));
+}
+
+function report(results: CaseResults[]): string {
+  const runs = (values: number[], format: (n: number) => string) => values.map(format).join(' / ');
+  const summary = table(
+    [
+      'case',
+      `req/s @${CONCURRENCY} clients`,
+      `p50 ms @${RATE}/s`,
+      `p99 ms @${RATE}/s`,
+      'added p99 vs direct',
+      'primary got (chat / probes)',
+      'errors',
+    ],
+    results.map((result) => {
+      const { benchCase, runs: caseRuns } = result;
+      const added = addedP99(results, result);
+      const chat = caseRuns.reduce((n, r) => n + r.primary.chat, 0);
+      const probes = caseRuns.reduce((n, r) => n + r.primary.probes, 0);
+      const errors = caseRuns.reduce((n, r) => n + r.closed.errors + r.open.errors, 0);
+      return [
+        benchCase.label,
+        int(median(caseRuns.map((r) => r.closed.perSecond))),
+        ms(median(caseRuns.map((r) => r.open.p50))),
+        ms(median(caseRuns.map((r) => r.open.p99))),
+        added.length > 0 ? `${signedMs(median(added))} ms` : '-',
+        `${int(chat)} / ${int(probes)}`,
+        String(errors),
+      ];
+    }),
+  );
+  const detail = table(
+    ['case', 'req/s, each run', 'p99 ms, each run', 'added p99, each run', 'max ms, each run', 'send lag'],
+    results.map((result) => {
+      const { benchCase, runs: caseRuns } = result;
+      const added = addedP99(results, result);
+      return [
+        benchCase.label,
+        runs(
+          caseRuns.map((r) => r.closed.perSecond),
+          int,
+        ),
+        runs(
+          caseRuns.map((r) => r.open.p99),
+          ms,
+        ),
+        added.length > 0 ? runs(added, signedMs) : '-',
+        runs(
+          caseRuns.map((r) => r.open.max),
+          ms,
+        ),
+        `${ms(Math.max(...caseRuns.map((r) => r.open.maxSendLagMs)))} ms`,
+      ];
+    }),
+  );
+  const failovers = results.filter((r) => r.benchCase.fault);
+  const breakerTable = table(
+    ['case', 'breaker opened in', 'closed again in', 'window measured', 'primary chat', 'primary probes'],
+    failovers.map(({ benchCase, runs: caseRuns }) => [
+      benchCase.label,
+      `${runs(
+        caseRuns.map((r) => r.openedInMs ?? Number.NaN),
+        int,
+      )} ms`,
+      `${runs(
+        caseRuns.map((r) => r.closedInMs ?? Number.NaN),
+        int,
+      )} ms`,
+      `${runs(
+        caseRuns.map((r) => r.windowS),
+        (n) => n.toFixed(1),
+      )} s`,
+      runs(
+        caseRuns.map((r) => r.primary.chat),
+        int,
+      ),
+      runs(
+        caseRuns.map((r) => r.primary.probes),
+        int,
+      ),
+    ]),
+  );
+  const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '-' : `${n.toFixed(0)}%`);
+  const cpuOf = (caseRuns: CaseRun[], role: CpuRole) => {
+    const values = caseRuns.map((r) => r.closed.cpu[role]).filter((v): v is number => v !== undefined);
+    return values.length > 0 ? median(values) : undefined;
+  };
+  const cpu = table(
+    ['case', 'load gen', 'fake upstreams', 'agent', 'other processes', 'agent CPU per request'],
+    results.map(({ benchCase, runs: caseRuns }) => {
+      const others = caseRuns
+        .map((r) =>
+          CPU_ROLES.reduce((n, role) => n - (r.closed.cpu[role] ?? 0), r.closed.cpu.machine ?? Number.NaN),
+        )
+        .filter((v) => Number.isFinite(v));
+      const agent = benchCase.key === 'direct' ? undefined : cpuOf(caseRuns, 'agent');
+      const rps = median(caseRuns.map((r) => r.closed.perSecond));
+      return [
+        benchCase.label,
+        pct(cpuOf(caseRuns, 'loadGenerator')),
+        pct(cpuOf(caseRuns, 'upstreams')),
+        benchCase.key === 'direct' ? '(idle)' : pct(agent),
+        others.length > 0 ? pct(Math.max(0, median(others))) : '-',
+        agent === undefined ? '-' : `${int((agent * 10_000) / rps)} us`,
+      ];
+    }),
+  );
+
+  const lines = [
+    '',
+    `Gateway bench: medians over ${RUNS} runs. Throughput: closed loop, ${CONCURRENCY} clients, ${THROUGHPUT_SECONDS} s after ${WARMUP_SECONDS} s warm-up.`,
+    `Latency: open loop, ${RATE} requests/s by the clock, from scheduled send to reply, ${LATENCY_SECONDS} s (${int(LATENCY_SECONDS * RATE)} requests) after ${WARMUP_SECONDS} s warm-up.`,
+    '"added p99" is each run\'s p99 minus the direct p99 of the same run (median over runs).',
+    '"primary got": requests that reached the primary upstream during the measured loops (warm-ups included), all runs; for the',
+    'failure cases that is everything after its breaker opened.',
+    summary,
+    '',
+    'Every run:',
+    detail,
+    '    ("send lag" is how late the load generator itself fired, worst run)',
+  ];
+  if (failovers.length > 0) lines.push('', 'Failure cases, every run:', breakerTable);
+  lines.push(
+    '',
+    `CPU during the throughput loop, percent of one core (${os.availableParallelism()} cores = ${os.availableParallelism() * 100}%), medians over runs`,
+    cpu,
+    '',
+    'Targets:',
+  );
+  for (const result of results) {
+    const { benchCase, runs: caseRuns } = result;
+    if (benchCase.key === 'direct') continue;
+    const added = median(addedP99(results, result));
+    const when = !benchCase.fault
+      ? 'healthy'
+      : benchCase.informational
+        ? 'after the breaker first opened'
+        : 'with the breaker open';
+    const mark = (ok: boolean) => (benchCase.informational ? 'info' : ok ? 'PASS' : 'FAIL');
+    if (Number.isFinite(added)) {
+      lines.push(
+        `  [${mark(added <= TARGET_ADDED_P99_MS)}] ${benchCase.label}: added p99 over direct ${signedMs(added)} ms at ${RATE} req/s, ${when} (target <= ${TARGET_ADDED_P99_MS} ms)`,
+      );
+    } else {
+      lines.push(`  [ -- ] ${benchCase.label}: added p99 needs the direct case (BENCH_CASES)`);
+    }
+    if (!benchCase.fault) continue;
+    const rps = median(caseRuns.map((r) => r.closed.perSecond));
+    lines.push(
+      `  [${mark(rps >= TARGET_FAILOVER_RPS)}] ${benchCase.label}: ${int(rps)} req/s at ${CONCURRENCY} clients while failing over (target >= ${int(TARGET_FAILOVER_RPS)})`,
+    );
+    const chat = caseRuns.reduce((n, r) => n + r.primary.chat, 0);
+    const probes = caseRuns.reduce((n, r) => n + r.primary.probes, 0);
+    const seconds = caseRuns.reduce((n, r) => n + r.windowS, 0);
+    lines.push(
+      `  [${mark(chat === 0)}] ${benchCase.label}: after its breaker opened the primary got ${int(chat)} chat requests and ${int(probes)} health probes in ${seconds.toFixed(0)} s (target: probes only)`,
+    );
+  }
+  if (results.some((r) => r.benchCase.informational)) {
+    lines.push(
+      "  ([info]: chat500 is not one of the issue's cases: the health probe, a model list, still succeeds there, so each probe closes the breaker again and chat requests reach the primary until it reopens)",
+    );
+  }
+  for (const { benchCase, runs: caseRuns } of results) {
+    const first = caseRuns.map((r) => r.closed.firstError ?? r.open.firstError).find((e) => e !== undefined);
+    if (first) lines.push(`  first error from ${benchCase.label}: ${first}`);
+  }
+  return lines.join('\n');
+}
+
+/** The agent's log lines (warn and above), counted by message. */
+function summarizeLog(lines: readonly string[]): string[] {
+  const counts = new Map<string, number>();
+  for (const line of lines) {
+    let key = line.slice(0, 160);
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; provider?: string };
+      key = `${entry.msg ?? '?'}${entry.provider ? ` (${entry.provider})` : ''}`;
+    } catch {}
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([message, n]) => `${String(n).padStart(5)} x ${message}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main.
+
+async function main(): Promise<void> {
+  const unknown = CASES.filter((c) => !(ALL_CASES as readonly string[]).includes(c));
+  if (unknown.length > 0 || CASES.length === 0)
+    throw new Error(`BENCH_CASES must list some of ${ALL_CASES.join(',')}; got "${CASES.join(',')}"`);
+  const [cpu] = os.cpus();
+  console.log(
+    `Gateway bench: node ${process.version}, ${os.availableParallelism()} CPUs (${cpu?.model.trim() ?? '?'}), ` +
+      `load average ${os
+        .loadavg()
+        .map((n) => n.toFixed(2))
+        .join(' ')} at start`,
+  );
+  console.log('processes: load generator (this), fake upstreams primary + secondary (child), agent (child)');
+  console.log(`gateway config: ${JSON.stringify(GATEWAY_CONFIG)}`);
+
+  const upstreams = await startUpstreams();
+  const agent = await startAgent(upstreams.urls);
+  const pids: Pids = { loadGenerator: process.pid };
+  if (upstreams.handle.child.pid !== undefined) pids.upstreams = upstreams.handle.child.pid;
+  if (agent.handle.child.pid !== undefined) pids.agent = agent.handle.child.pid;
+
+  const viaGateway = `${agent.url}/v1/chat/completions`;
+  const all: Record<CaseKey, () => BenchCase> = {
+    direct: () => ({
+      key: 'direct',
+      label: 'direct to upstream',
+      target: completionTarget('direct', `${upstreams.urls.primary.baseURL}/chat/completions`, MODEL, MODEL),
+    }),
+    healthy: () => ({
+      key: 'healthy',
+      label: 'gateway, healthy',
+      target: completionTarget('healthy', viaGateway, 'auto', `primary/${MODEL}`),
+    }),
+    status500: () => ({
+      key: 'status500',
+      label: 'gateway, primary 500',
+      target: completionTarget('status500', viaGateway, 'auto', `secondary/${MODEL}`),
+      fault: { kind: 'status', status: 500, probes: true },
+    }),
+    hang: () => ({
+      key: 'hang',
+      label: 'gateway, primary hangs',
+      target: completionTarget('hang', viaGateway, 'auto', `secondary/${MODEL}`),
+      fault: { kind: 'hang', probes: true },
+    }),
+    chat500: () => ({
+      key: 'chat500',
+      label: 'gateway, primary 500 chat only',
+      target: completionTarget('chat500', viaGateway, 'auto', `secondary/${MODEL}`),
+      fault: { kind: 'status', status: 500 },
+      informational: true,
+    }),
+  };
+  const results: CaseResults[] = ALL_CASES.filter((key) => CASES.includes(key)).map((key) => ({
+    benchCase: all[key](),
+    runs: [],
+  }));
+
+  // JIT warm-up of both paths (the failover path only differs in which upstream it picks).
+  for (const result of results.filter((r) => !r.benchCase.fault)) {
+    process.stdout.write(`priming ${result.benchCase.label} (${PRIME_SECONDS} s)...\n`);
+    await closedLoop(result.benchCase.target, pids, 0, PRIME_SECONDS);
+  }
+  // Runs interleave the cases, so a noisy minute on the machine hits all of them alike.
+  for (let run = 1; run <= RUNS; run += 1) {
+    for (const result of results) {
+      const caseRun = await runCase(result.benchCase, agent.url, upstreams, pids);
+      result.runs.push(caseRun);
+      const { closed, open } = caseRun;
+      const others = CPU_ROLES.reduce(
+        (n, role) => n - (closed.cpu[role] ?? 0),
+        closed.cpu.machine ?? Number.NaN,
+      );
+      console.log(
+        `run ${run}/${RUNS} ${result.benchCase.label.padEnd(24)} ${int(closed.perSecond).padStart(6)} req/s` +
+          (result.benchCase.key === 'direct' || closed.cpu.agent === undefined
+            ? ''
+            : ` (agent CPU ${closed.cpu.agent.toFixed(0)}%)`) +
+          (Number.isFinite(others) ? ` (others ${Math.max(0, others).toFixed(0)}%)` : '') +
+          `  | ${RATE}/s: p50 ${ms(open.p50)} p99 ${ms(open.p99)} max ${ms(open.max)} ms` +
+          (result.benchCase.fault
+            ? `  | breaker open after ${int(caseRun.openedInMs ?? Number.NaN)} ms; primary got ${caseRun.primary.chat} chat, ${caseRun.primary.probes} probes`
+            : '') +
+          (closed.errors + open.errors > 0 ? `  errors ${closed.errors + open.errors}` : ''),
+      );
+    }
+  }
+  console.log(report(results));
+  console.log(
+    `\nload average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')} at end`,
+  );
+
+  for (const { benchCase } of results) await benchCase.target.close();
+  const logged = summarizeLog(agent.handle.output.filter((l) => l.trim() !== ''));
+  if (logged.length > 0) console.log(`\nagent logged (warn and above), by message:\n${logged.join('\n')}`);
+  const upstreamOutput = upstreams.handle.output;
+  if (upstreamOutput.length > 0)
+    console.log(`\nfake upstreams logged:\n  ${upstreamOutput.slice(-10).join('\n  ')}`);
+  if (results.some((r) => r.runs.some((x) => x.closed.errors + x.open.errors > 0))) process.exitCode = 1;
+}
+
+// Everything is bounded: a stuck run ends the bench (and its children) instead of hanging.
+const perCaseS = 2 * WARMUP_SECONDS + THROUGHPUT_SECONDS + LATENCY_SECONDS + 10;
+const budgetMs = (60 + CASES.length * (PRIME_SECONDS + RUNS * perCaseS) + 30) * 1000;
+const watchdog = setTimeout(() => {
+  console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
+  void cleanup().finally(() => process.exit(2));
+}, budgetMs);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void cleanup().finally(() => process.exit(130)));
+}
+try {
+  await main();
+} catch (error) {
+  console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+  clearTimeout(watchdog);
+}
