@@ -75,11 +75,22 @@ export class Gateway implements ChatProvider {
     this.now = options.now ?? Date.now;
     this.observer = options.observer ?? silentObserver;
     for (const route of options.routes) {
+      // A failed half-open probe "breaks" again; say so once per outage, not once per probe.
+      let open = false;
       route.breaker.onBreak(() => {
-        options.logger.warn({ provider: route.id, lastError: route.lastError }, 'provider circuit opened');
+        if (open) {
+          options.logger.debug(
+            { provider: route.id, lastError: route.lastError },
+            'provider probe failed; circuit stays open',
+          );
+        } else {
+          options.logger.warn({ provider: route.id, lastError: route.lastError }, 'provider circuit opened');
+        }
+        open = true;
         void options.state.setOpen(route.id, true).catch(() => {});
       });
       route.breaker.onReset(() => {
+        open = false;
         options.logger.info({ provider: route.id }, 'provider circuit closed after a successful probe');
         void options.state.setOpen(route.id, false).catch(() => {});
       });

@@ -105,6 +105,36 @@ describe('Gateway', () => {
     expect(gateway.snapshot()[0]?.breaker).toBe('closed');
   });
 
+  it('re-opens at once when the first real call after a passing probe fails (chat down, probe up)', async () => {
+    const a = new ScriptedProvider('a', { fail: 'server_error', status: 500 });
+    const b = new ScriptedProvider('b', { ok: 'from b' });
+    const { gateway, routes } = build([a, b]);
+    for (let i = 0; i < 3; i += 1) await gateway.complete(request);
+    expect(gateway.snapshot()[0]?.breaker).toBe('open');
+    await new Promise((r) => setTimeout(r, 40));
+    await gateway.probeRoute(routes[0] as ProviderRoute);
+    expect(gateway.snapshot()[0]?.breaker).toBe('closed');
+    // Chat still fails: one real call, then the breaker is open again (not another run of three).
+    for (let i = 0; i < 4; i += 1) expect((await gateway.complete(request)).text).toBe('from b');
+    expect(a.calls).toHaveLength(4);
+    expect(gateway.snapshot()[0]?.breaker).toBe('open');
+  });
+
+  it('ends probation with a successful real call', async () => {
+    const fail = { fail: 'server_error', status: 500 } as const;
+    // Three failures open it; after the probe, one success, then failures again.
+    const a = new ScriptedProvider('a', [fail, fail, fail, { ok: 'a is back' }, fail]);
+    const b = new ScriptedProvider('b', { ok: 'from b' });
+    const { gateway, routes } = build([a, b]);
+    for (let i = 0; i < 3; i += 1) await gateway.complete(request);
+    await new Promise((r) => setTimeout(r, 40));
+    await gateway.probeRoute(routes[0] as ProviderRoute);
+    expect((await gateway.complete(request)).text).toBe('a is back');
+    // Off probation: one failure no longer opens it.
+    expect((await gateway.complete(request)).text).toBe('from b');
+    expect(gateway.snapshot()[0]?.breaker).toBe('closed');
+  });
+
   it('answers a hang from the next provider within the deadline, and counts it as a timeout', async () => {
     const a = new ScriptedProvider('a', { hang: true });
     const b = new ScriptedProvider('b', { ok: 'from b' });
