@@ -42,7 +42,8 @@ export interface FakeDiscordOptions {
   /** HELLO's heartbeat interval. Default 5000 ms. */
   heartbeatIntervalMs?: number;
   /** How long an interaction token accepts its initial callback. Default 3000 ms, as Discord. */
-  interactionTimeoutMs?: number;}
+  interactionTimeoutMs?: number;
+}
 
 export interface SentMessage {
   id: string;

@@ -33,7 +33,7 @@ describe('builtin commands', () => {
     providersReport: async () => 'report',
   });
   const run = (name: string) =>
-    commands.find((c) => c.name === name)?.run({ personId: 'p', channel: 'http', args: [] });
+    commands.find((c) => c.name === name)?.run({ personId: 'p', channel: 'http', userId: 'u', args: [] });
 
   it('/help lists every command', async () => {
     const text = (await run('help'))?.text ?? '';
