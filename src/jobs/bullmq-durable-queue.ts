@@ -38,7 +38,7 @@ export class BullMqDurableQueue<T> implements DurableQueue<T> {
   async add(id: string, data: T): Promise<void> {
     const dedupeSeconds = Math.ceil((this.options.dedupeMs ?? 86_400_000) / 1000);
     await this.queue.add(this.name, data, {
-      jobId: id,
+      jobId: toJobId(id),
       removeOnComplete: { age: dedupeSeconds },
       removeOnFail: { age: dedupeSeconds },
       // Failures are handled by the handler's own retry decisions; a thrown error retries too.
@@ -52,7 +52,7 @@ export class BullMqDurableQueue<T> implements DurableQueue<T> {
       this.name,
       async (job: Job, token?: string) => {
         const result = await handler({
-          id: job.id as string,
+          id: fromJobId(job.id as string),
           data: job.data as T,
           attempt: Math.max(1, job.attemptsStarted),
           addedAt: job.timestamp,
@@ -91,6 +91,18 @@ export class BullMqDurableQueue<T> implements DurableQueue<T> {
     await this.worker?.close();
     await this.queue.close();
   }
+}
+
+/**
+ * BullMQ refuses custom ids with ":" (its own repeat ids use it), and ours are `channel:event`.
+ * Percent-escaping keeps them unique and readable in Redis.
+ */
+function toJobId(id: string): string {
+  return id.replace(/%/g, '%25').replace(/:/g, '%3A');
+}
+
+function fromJobId(jobId: string): string {
+  return jobId.replace(/%3A/g, ':').replace(/%25/g, '%');
 }
 
 /** ioredis options from a redis:// or rediss:// URL (BullMQ takes options, not our client). */

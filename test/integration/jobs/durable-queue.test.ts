@@ -67,17 +67,18 @@ describe.each(backends)('durable queue: $name', (backend) => {
     const queue = backend.open(scope());
     const { runs, handler } = recorder();
     await queue.start(handler);
-    await queue.add('a', { n: 1 });
-    await queue.add('a', { n: 2 });
-    await queue.add('b', { n: 3 });
+    // Ids as the channels make them: `channel:chat:message` (BullMQ itself refuses ":").
+    await queue.add('discord:a', { n: 1 });
+    await queue.add('discord:a', { n: 2 });
+    await queue.add('b%3A', { n: 3 });
     await until(() => runs.length >= 2);
     await sleep(100);
-    await queue.add('a', { n: 4 });
+    await queue.add('discord:a', { n: 4 });
     await sleep(100);
     expect(runs.map((r) => [r.id, r.data.n, r.attempt])).toEqual(
       expect.arrayContaining([
-        ['a', 1, 1],
-        ['b', 3, 1],
+        ['discord:a', 1, 1],
+        ['b%3A', 3, 1],
       ]),
     );
     expect(runs).toHaveLength(2);
