@@ -13,6 +13,7 @@ import {
   Routes,
 } from 'discord.js';
 import type { Logger } from 'pino';
+import { sleep } from '../backoff.js';
 import {
   type ChannelAdapter,
   type ChannelEvent,
@@ -24,7 +25,7 @@ import {
   type ReplyAddress,
 } from '../channel-adapter.js';
 import type { DiscordConfig } from '../channels-config.js';
-import { backoffDelay, type DiscordBackoff, pause, resolveBackoff } from './discord-backoff.js';
+import { type DiscordBackoff, discordRetryDelay, resolveBackoff } from './discord-backoff.js';
 import { commandPayload } from './discord-commands.js';
 import {
   commandText,
@@ -206,7 +207,7 @@ export class DiscordAdapter implements ChannelAdapter {
 
   private async loginLoop(generation: number, delayMs: number): Promise<void> {
     const signal = this.stopController.signal;
-    if (delayMs > 0 && !(await pause(delayMs, signal))) return;
+    if (delayMs > 0 && !(await sleep(delayMs, signal))) return;
     for (let failures = 0; generation === this.generation; ) {
       // A fresh client per attempt: login() destroys the client when it fails, and a destroyed
       // client keeps its dead shard manager.
@@ -219,13 +220,13 @@ export class DiscordAdapter implements ChannelAdapter {
       } catch (error) {
         if (generation !== this.generation) return;
         failures += 1;
-        const retryInMs = backoffDelay(this.backoff, failures);
+        const retryInMs = discordRetryDelay(this.backoff, failures);
         this.tracker.disconnected(error);
         this.logger.warn(
           { err: errorText(error), attempt: failures, retryInMs },
           'discord login failed; retrying',
         );
-        if (!(await pause(retryInMs, signal))) return;
+        if (!(await sleep(retryInMs, signal))) return;
       }
     }
   }
@@ -432,14 +433,14 @@ export class DiscordAdapter implements ChannelAdapter {
         return true;
       } catch (error) {
         const out = attempt >= this.backoff.receiveAttempts;
-        const retryInMs = backoffDelay(this.backoff, attempt);
+        const retryInMs = discordRetryDelay(this.backoff, attempt);
         if (!out) {
           this.logger.warn(
             { ...where, attempt, retryInMs, err: errorText(error) },
             'agent did not accept a discord event; retrying',
           );
         }
-        if (out || !(await pause(retryInMs, this.stopController.signal))) {
+        if (out || !(await sleep(retryInMs, this.stopController.signal))) {
           // Discord will not send it again: this is the message lost.
           this.logger.error(
             { ...where, attempts: attempt, err: errorText(error), stopping: this.stopping !== undefined },

@@ -1,3 +1,5 @@
+import { backoffDelay } from '../backoff.js';
+
 /** Delays for what the adapter retries itself: logging in, and handing an event to the agent. */
 export interface DiscordBackoff {
   /** First delay after a failure. Default 1000 ms. */
@@ -34,23 +36,7 @@ export function resolveBackoff(partial: Partial<DiscordBackoff> = {}): Readonly<
   return Object.freeze(backoff);
 }
 
-/** The delay after `failures` consecutive failures (1 = the first). */
-export function backoffDelay(backoff: DiscordBackoff, failures: number): number {
-  return Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
-}
-
-/** Resolves after `ms`, or early (false) when `signal` aborts, so stop() never waits out a delay. */
-export function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+/** The delay after `failures` consecutive failures (1 = the first), jittered like every adapter's. */
+export function discordRetryDelay(backoff: DiscordBackoff, failures: number): number {
+  return backoffDelay(Math.max(0, failures - 1), backoff);
 }

@@ -1,6 +1,7 @@
 import { webApi } from '@slack/bolt';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
+import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import {
   type ChannelAdapter,
   type ChannelEvent,
@@ -12,7 +13,6 @@ import {
   type ReplyAddress,
 } from '../channel-adapter.js';
 import type { SlackConfig } from '../channels-config.js';
-import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { isBadConfigError, toSendError } from './slack-errors.js';
 import { COMMAND_NOT_TAKEN, eventFromCallback, eventFromCommand } from './slack-events.js';
 import { slackLogger } from './slack-logger.js';

@@ -1,6 +1,6 @@
 import type { Transformer } from 'grammy';
+import { type BackoffOptions, backoffDelay, sleep } from '../backoff.js';
 import { asGrammySignal, linkSignals } from './abort-signals.js';
-import { type BackoffOptions, backoffDelay, sleep } from './backoff.js';
 
 /** What the connection transformer reports to, and asks of, the adapter. */
 export interface ConnectionWatch {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Bot } from 'grammy';
 import type { Logger } from 'pino';
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, sleep } from '../backoff.js';
 import {
   type ChannelAdapter,
   type ChannelHealth,
@@ -13,7 +14,6 @@ import {
 import type { TelegramConfig } from '../channels-config.js';
 import { asGrammySignal, type GrammySignal } from './abort-signals.js';
 import { AckHoldback } from './ack-holdback.js';
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, sleep } from './backoff.js';
 import { type BotCommand, toBotCommands } from './bot-commands.js';
 import { connectionTransformer } from './connection-transformer.js';
 import { type BotIdentity, parseInbound } from './inbound-update.js';

@@ -66,7 +66,7 @@ export function newAdapter(fake: FakeSlack, overrides: Record<string, unknown> =
   return new SlackAdapter({
     config: slackConfig(fake, overrides),
     logger: silent,
-    retry: { baseMs: 20, maxMs: 100 },
+    retry: { initialMs: 20, maxMs: 100 },
     requestTimeoutMs: 2_000,
   });
 }
