@@ -18,6 +18,12 @@ const RETRY_LATER = new Set(['memory_unavailable', 'shutting_down', 'event_in_pr
 
 /** Platforms hide a typing indicator after about 5-10 s: renew it while a turn runs. */
 const TYPING_EVERY_MS = 4500;
+/**
+ * Typing is shown only for a turn still running after this long: a quick reply needs none, and
+ * each indicator is an API call against the platform's rate limit (Discord's 50 a second would
+ * otherwise go half to typing).
+ */
+const TYPING_AFTER_MS = 800;
 
 export interface ChannelStatus extends ChannelHealth {
   /** `running`, or `failed` when the adapter could not start at all (bad configuration). */
@@ -159,9 +165,16 @@ export class ChannelHub {
     const adapter = this.adapters.get(event.address.channel);
     if (!adapter?.typing) return () => {};
     const type = () => void adapter.typing?.(event.address).catch(() => {});
-    type();
-    const timer = setInterval(type, TYPING_EVERY_MS);
-    timer.unref();
-    return () => clearInterval(timer);
+    let every: NodeJS.Timeout | undefined;
+    const first = setTimeout(() => {
+      type();
+      every = setInterval(type, TYPING_EVERY_MS);
+      every.unref();
+    }, TYPING_AFTER_MS);
+    first.unref();
+    return () => {
+      clearTimeout(first);
+      clearInterval(every);
+    };
   }
 }

@@ -128,7 +128,13 @@ describe.each([{ backend: 'local logs' }, { backend: 'Redis and BullMQ' }])(
       // 4. Telegram comes back: the next Telegram message is answered on Telegram again.
       await telegram.up();
       await until('Telegram to reconnect', () => test.agent.channels?.status().telegram?.connected);
+      // Quick replies showed no typing indicator; a slow one does, while it runs.
+      expect(telegram.actions.filter((a) => a.chatId === TG_USER)).toEqual([]);
+      llm.setFault({ kind: 'slow_first_token', delayMs: 1500, times: 1 });
       telegram.pushText(TG_USER, TG_USER, 'back on Telegram');
+      await until('a typing indicator', () =>
+        telegram.actions.find((a) => a.chatId === TG_USER && a.action === 'typing'),
+      );
       await until('the reply on Telegram', () =>
         telegramReplies().find((m) => m.text === 'echo: back on Telegram'),
       );
