@@ -40,19 +40,31 @@
  * agent; Node refuses --cpu-prof there, so profile with an --import=preload.mjs that drives
  * node:inspector's Profiler).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { type Agent, request } from 'undici';
 import { startFakeDiscord } from '../test/fakes/fake-discord.js';
 import { startFakeOpenAi } from '../test/fakes/fake-openai.js';
 import { eventCallback, messageEvent, slackSignature, startFakeSlack } from '../test/fakes/fake-slack.js';
 import { startFakeTelegram } from '../test/fakes/fake-telegram.js';
 import { startAgentProcess } from '../test/support/agent-process.js';
 import { startRedis, type TestRedis } from '../test/support/redis-server.js';
+import { type CpuSample, cpuPercent, otherProcessesCpu, redisPid, sampleCpu } from './support/cpu.js';
+import { intEnv, keepAliveAgent } from './support/load.js';
+import {
+  adopt,
+  agentDir,
+  type Child,
+  exitWithParent,
+  runBench,
+  spawnNode,
+  stopAtCleanup,
+  stopChild,
+  stopNow,
+  untilReady,
+} from './support/processes.js';
+import { int, loadAverage, machineLine, ms, pct, table } from './support/report.js';
+import { median, percentile } from './support/stats.js';
 
 const RUNS = intEnv('BENCH_RUNS', 3);
 const SECONDS = intEnv('BENCH_SECONDS', 5);
@@ -77,14 +89,6 @@ const AGENT_NODE_OPTIONS = process.env.BENCH_AGENT_NODE_OPTIONS ?? '';
 
 type Backend = 'log' | 'redis';
 type Platform = 'telegram' | 'discord' | 'slack';
-
-function intEnv(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${value}"`);
-  return n;
-}
 
 function listEnv(name: string, fallback: string[], allowed: string[]): string[] {
   const value = process.env[name];
@@ -236,14 +240,7 @@ async function runFakesChild(): Promise<void> {
         send({ type: 'nack', id: message.id, error: String((error as Error).message ?? error) }),
     );
   });
-  const exit = () =>
-    void Promise.allSettled([llm.close(), telegram.close(), discord.close(), slack.close()]).finally(() =>
-      process.exit(0),
-    );
-  // The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
-  process.on('disconnect', exit);
-  process.on('SIGTERM', exit);
-  process.on('SIGINT', exit);
+  exitWithParent(() => Promise.allSettled([llm.close(), telegram.close(), discord.close(), slack.close()]));
   send({
     type: 'ready',
     llmBaseURL: llm.baseURL,
@@ -255,35 +252,6 @@ async function runFakesChild(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Processes.
-
-interface Child {
-  name: string;
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<void>;
-}
-
-const children = new Set<Child>();
-const tempDirs = new Set<string>();
-const redisServers = new Set<TestRedis>();
-
-async function stopChild(handle: Child, graceMs = 10_000): Promise<void> {
-  if (handle.child.exitCode !== null || handle.child.signalCode !== null) return;
-  handle.child.kill('SIGTERM');
-  const timer = setTimeout(() => handle.child.kill('SIGKILL'), graceMs);
-  await handle.exited;
-  clearTimeout(timer);
-}
-
-async function cleanup(): Promise<void> {
-  await Promise.all([...children].map((c) => stopChild(c)));
-  for (const redis of [...redisServers]) {
-    redisServers.delete(redis);
-    await redis.stop().catch(() => {});
-  }
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-}
 
 /** A reply the bench waits for. */
 interface Expectation {
@@ -326,39 +294,14 @@ class Fakes {
   }
 
   static async start(): Promise<Fakes> {
-    const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, '--fakes'], {
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    const handle = spawnNode('fakes', [...process.execArgv, import.meta.filename, '--fakes'], {
+      PATH: process.env.PATH ?? '',
     });
-    const output: string[] = [];
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding('utf8');
-      stream?.on('data', (chunk: string) => {
-        for (const line of chunk.split('\n')) if (line.trim()) output.push(line);
-        if (output.length > 200) output.splice(0, output.length - 200);
-      });
-    }
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const handle: Child = { name: 'fakes', child, output, exited };
-    children.add(handle);
-    void exited.then(() => children.delete(handle));
-    const info = await new Promise<FakesInfo>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`the fakes did not start within 15 s:\n${output.join('\n')}`));
-      }, 15_000);
-      child.once('message', (message: FromFakes) => {
-        clearTimeout(timer);
-        if (message.type === 'ready') resolve(message);
-        else reject(new Error(`the fakes sent ${message.type} before ready`));
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(
-          new Error(`the fakes exited (${code ?? signal}) before they were ready:\n${output.join('\n')}`),
-        );
-      });
-    });
+    const info = await untilReady(
+      handle,
+      15_000,
+      (m): m is FakesInfo & { type: 'ready' } => (m as FromFakes | undefined)?.type === 'ready',
+    );
     return new Fakes(handle, info);
   }
 
@@ -466,32 +409,26 @@ async function startAgent(
   fakes: Fakes,
   redis: TestRedis | undefined,
 ): Promise<{ handle: Child; url: string }> {
-  const dir = mkdtempSync(join(os.tmpdir(), 'channels-bench-'));
-  tempDirs.add(dir);
-  const configPath = join(dir, 'agent.config.json');
   const { telegram, discord, slack } = fakes.info;
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      // The limiter stays in the path of the HTTP API; platform webhooks do not go through it.
-      http: { rateLimit: { max: 1_000_000_000, windowMs: 60_000 } },
-      channels: {
-        telegram: { botToken: telegram.token, apiRoot: telegram.url, pollTimeoutSeconds: 1 },
-        discord: { botToken: discord.token, apiRoot: discord.apiRoot },
-        slack: {
-          botToken: slack.botToken,
-          signingSecret: SIGNING_SECRET,
-          apiUrl: slack.apiUrl,
-          mode: 'http',
-        },
-        outbox: { failoverAfterMs: FAILOVER_AFTER_MS },
+  const { configPath, dataDir } = agentDir(os.tmpdir(), 'channels-bench-', {
+    // The limiter stays in the path of the HTTP API; platform webhooks do not go through it.
+    http: { rateLimit: { max: 1_000_000_000, windowMs: 60_000 } },
+    channels: {
+      telegram: { botToken: telegram.token, apiRoot: telegram.url, pollTimeoutSeconds: 1 },
+      discord: { botToken: discord.token, apiRoot: discord.apiRoot },
+      slack: {
+        botToken: slack.botToken,
+        signingSecret: SIGNING_SECRET,
+        apiUrl: slack.apiUrl,
+        mode: 'http',
       },
-    }),
-  );
+      outbox: { failoverAfterMs: FAILOVER_AFTER_MS },
+    },
+  });
   const agent = await startAgentProcess(
     {
       AGENT_CONFIG: configPath,
-      DATA_DIR: join(dir, 'data'),
+      DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       ...(AGENT_NODE_OPTIONS ? { NODE_OPTIONS: AGENT_NODE_OPTIONS } : {}),
       OPENAI_BASE_URL: fakes.info.llmBaseURL,
@@ -501,15 +438,7 @@ async function startAgent(
     },
     20_000,
   );
-  const handle: Child = {
-    name: `agent (${backend})`,
-    child: agent.child,
-    output: agent.output,
-    exited: agent.exited.then(() => {}),
-  };
-  children.add(handle);
-  void handle.exited.then(() => children.delete(handle));
-  return { handle, url: agent.url };
+  return { handle: adopt(`agent (${backend})`, agent), url: agent.url };
 }
 
 interface ChannelState {
@@ -588,7 +517,7 @@ interface RunResult {
   /** Slack only: event POSTs the agent did not answer 200. */
   refused: number;
   firstError?: string;
-  cpu: CpuSample;
+  cpu: CpuSample<CpuRole>;
 }
 
 function messageText(platform: Platform, conv: number, seq: number): string {
@@ -652,8 +581,8 @@ async function closedLoop(
     cpu: {},
   };
   let completed = 0;
-  let cpuBefore: CpuSample = {};
-  let cpuAfter: CpuSample = {};
+  let cpuBefore: CpuSample<CpuRole> = {};
+  let cpuAfter: CpuSample<CpuRole> = {};
   const startSampler = setTimeout(() => {
     cpuBefore = sampleCpu(ctx.pids);
   }, measureFrom - clock());
@@ -793,21 +722,7 @@ async function failoverPhase(ctx: Context): Promise<FailoverResult> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Statistics and CPU accounting (Linux /proc).
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
+// CPU accounting (support/cpu.ts).
 
 interface Pids {
   loadGenerator: number;
@@ -816,81 +731,10 @@ interface Pids {
   redis?: number;
 }
 
-const CPU_ROLES = ['loadGenerator', 'fakes', 'agent', 'redis'] as const;
-type CpuRole = (typeof CPU_ROLES)[number];
-type CpuSample = Partial<Record<CpuRole | 'machine', number>>;
-
-/** Busy (not idle, not iowait) CPU milliseconds of the whole machine, or undefined off Linux. */
-function machineCpuMs(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
-    return (ticks.reduce((a, b) => a + b, 0) - idle) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
-/** User plus system CPU milliseconds a process has used, or undefined off Linux. */
-function cpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
-function sampleCpu(pids: Pids): CpuSample {
-  const sample: CpuSample = {};
-  for (const role of CPU_ROLES) {
-    const pid = pids[role];
-    const value = pid === undefined ? undefined : cpuMs(pid);
-    if (value !== undefined) sample[role] = value;
-  }
-  const machine = machineCpuMs();
-  if (machine !== undefined) sample.machine = machine;
-  return sample;
-}
-
-function cpuPercent(before: CpuSample, after: CpuSample, elapsedMs: number): CpuSample {
-  const out: CpuSample = {};
-  for (const role of [...CPU_ROLES, 'machine'] as const) {
-    const a = before[role];
-    const b = after[role];
-    if (a !== undefined && b !== undefined) out[role] = (100 * (b - a)) / elapsedMs;
-  }
-  return out;
-}
-
-async function redisPid(url: string): Promise<number | undefined> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await client.connect();
-    const info = await client.info('server');
-    const match = /process_id:(\d+)/.exec(info);
-    return match ? Number(match[1]) : undefined;
-  } finally {
-    client.disconnect();
-  }
-}
+type CpuRole = keyof Pids;
 
 // ---------------------------------------------------------------------------------------------
 // Report.
-
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
-const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '-' : `${n.toFixed(0)}%`);
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i <= 1 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i <= 1 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
 
 interface BackendResults {
   backend: Backend;
@@ -962,6 +806,7 @@ function report(results: BackendResults[]): { text: string; failed: boolean } {
       'errors',
     ],
     rows,
+    2,
   );
   const failoverRows = results.map((r) => {
     const runs = r.failover.runs;
@@ -1003,6 +848,7 @@ function report(results: BackendResults[]): { text: string; failed: boolean } {
       'errors',
     ],
     failoverRows,
+    2,
   );
   const lines = [
     '',
@@ -1076,11 +922,10 @@ async function benchBackend(backend: Backend): Promise<BackendResults> {
   results.tallies = fakes.tallies;
   let redis: TestRedis | undefined;
   if (backend === 'redis') {
-    redis = await startRedis();
-    redisServers.add(redis);
+    redis = stopAtCleanup(await startRedis());
   }
   const agent = await startAgent(backend, fakes, redis);
-  const dispatcher = new Agent({ connections: CONCURRENCY * 2, pipelining: 1, keepAliveTimeout: 30_000 });
+  const dispatcher = keepAliveAgent(CONCURRENCY * 2);
   try {
     const startedAt = clock();
     await untilConnected(agent.url, ['telegram', 'discord', 'slack']);
@@ -1123,7 +968,7 @@ async function benchBackend(backend: Backend): Promise<BackendResults> {
         list.push(result);
         results.runs.set(platform, list);
         const { cpu } = result;
-        const others = CPU_ROLES.reduce((n, role) => n - (cpu[role] ?? 0), cpu.machine ?? Number.NaN);
+        const others = otherProcessesCpu(cpu);
         const lat = result.latencies;
         const problems = result.missing + result.refused;
         console.log(
@@ -1149,23 +994,13 @@ async function benchBackend(backend: Backend): Promise<BackendResults> {
     await stopChild(fakes.handle);
     if (fakes.handle.output.length > 0)
       console.log(`  [${backend}] the fakes printed:\n    ${fakes.handle.output.slice(-10).join('\n    ')}`);
-    if (redis) {
-      redisServers.delete(redis);
-      await redis.stop().catch(() => {});
-    }
+    if (redis) await stopNow(redis);
   }
   return results;
 }
 
 async function main(): Promise<void> {
-  const [cpu] = os.cpus();
-  console.log(
-    `Channels bench: node ${process.version}, ${os.availableParallelism()} CPUs (${cpu?.model.trim() ?? '?'}), ` +
-      `load average ${os
-        .loadavg()
-        .map((n) => n.toFixed(2))
-        .join(' ')} at start`,
-  );
+  console.log(machineLine('Channels bench'));
   console.log(
     `backends ${BACKENDS.join(', ')}; platforms ${PLATFORMS.join(', ')}; ${CONCURRENCY} conversations each; ` +
       `${RUNS} runs of ${WARMUP_SECONDS} s warm-up + ${SECONDS} s; failoverAfterMs ${FAILOVER_AFTER_MS} ms, ` +
@@ -1195,12 +1030,7 @@ async function main(): Promise<void> {
         `  ${String(count).padStart(5)}: ${message}${firstError ? `  (first: ${firstError})` : ''}`,
       );
   }
-  console.log(
-    `\nload average ${os
-      .loadavg()
-      .map((n) => n.toFixed(2))
-      .join(' ')} at end`,
-  );
+  console.log(`\nload average ${loadAverage()} at end`);
   if (failed || results.some((r) => r.error)) {
     console.log('RESULT: FAILED (errors above)');
     process.exitCode = 1;
@@ -1217,20 +1047,5 @@ if (process.argv.includes('--fakes')) {
     RUNS * PLATFORMS.length * (WARMUP_SECONDS + SECONDS + REPLY_TIMEOUT_MS / 1000 + 2) +
     RUNS * (FAILOVER_AFTER_MS / 1000 + 80);
   const budgetMs = (30 + BACKENDS.length * perBackendS) * 1000;
-  const watchdog = setTimeout(() => {
-    console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
-    void cleanup().finally(() => process.exit(2));
-  }, budgetMs);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => void cleanup().finally(() => process.exit(130)));
-  }
-  try {
-    await main();
-  } catch (error) {
-    console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
-    process.exitCode = 1;
-  } finally {
-    await cleanup();
-    clearTimeout(watchdog);
-  }
+  await runBench(main, budgetMs);
 }

@@ -11,6 +11,7 @@
  * It exits when the parent goes away.
  */
 import { type FakeFaultSetting, type FakeOpenAi, startFakeOpenAi } from '../test/fakes/fake-openai.js';
+import { exitWithParent } from './support/processes.js';
 
 export type UpstreamName = 'primary' | 'secondary';
 
@@ -41,12 +42,7 @@ async function main(): Promise<void> {
     primary: await startFakeOpenAi({ record: false }),
     secondary: await startFakeOpenAi({ record: false }),
   };
-  const exit = () =>
-    void Promise.allSettled(Object.values(fakes).map((f) => f.close())).finally(() => process.exit(0));
-  // The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
-  process.on('disconnect', exit);
-  process.on('SIGTERM', exit);
-  process.on('SIGINT', exit);
+  exitWithParent(() => Promise.allSettled(Object.values(fakes).map((f) => f.close())));
 
   const counts = (): Record<UpstreamName, UpstreamCounts> => ({
     primary: { chat: fakes.primary.chatHits, probes: fakes.primary.hits - fakes.primary.chatHits },

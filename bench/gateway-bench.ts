@@ -44,13 +44,11 @@
  * BENCH_AGENT_NODE_ARGS (node arguments for the
  * agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"; the profile is written when the agent exits).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import type { FakeFaultSetting } from '../test/fakes/fake-openai.js';
 import { MAIN_JS } from '../test/support/agent-process.js';
 import { freePort } from '../test/support/free-port.js';
@@ -61,6 +59,11 @@ import type {
   UpstreamReady,
   UpstreamReply,
 } from './fake-upstream-process.js';
+import { type CpuSample, cpuPercent, otherProcessesCpu, sampleCpu } from './support/cpu.js';
+import { intEnv, keepAliveAgent, type OpenResult, openLoop } from './support/load.js';
+import { agentDir, type Child, runBench, spawnNode, untilReady } from './support/processes.js';
+import { coresNote, eachRun, int, loadAverage, machineLine, ms, pct, table } from './support/report.js';
+import { median } from './support/stats.js';
 
 const RUNS = intEnv('BENCH_RUNS', 3);
 const THROUGHPUT_SECONDS = intEnv('BENCH_THROUGHPUT_SECONDS', 3);
@@ -103,46 +106,8 @@ const GATEWAY_CONFIG = {
 const TARGET_ADDED_P99_MS = 2;
 const TARGET_FAILOVER_RPS = 2000;
 
-function intEnv(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${value}"`);
-  return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Processes.
-
-interface Child {
-  name: string;
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<void>;
-}
-
-const children = new Set<Child>();
-const tempDirs = new Set<string>();
-
-function track(handle: Child): Child {
-  children.add(handle);
-  void handle.exited.then(() => children.delete(handle));
-  return handle;
-}
-
-async function stopChild(handle: Child, graceMs = 10_000): Promise<void> {
-  if (handle.child.exitCode !== null || handle.child.signalCode !== null) return;
-  handle.child.kill('SIGTERM');
-  const timer = setTimeout(() => handle.child.kill('SIGKILL'), graceMs);
-  await handle.exited;
-  clearTimeout(timer);
-}
-
-async function cleanup(): Promise<void> {
-  await Promise.all([...children].map((c) => stopChild(c)));
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-}
 
 /** The fake upstreams' process, and a typed IPC client for it. */
 interface Upstreams {
@@ -153,49 +118,29 @@ interface Upstreams {
 }
 
 async function startUpstreams(): Promise<Upstreams> {
-  const child = spawn(
-    process.execPath,
+  const handle = spawnNode(
+    'fake upstreams',
     [...process.execArgv, join(import.meta.dirname, 'fake-upstream-process.ts')],
-    { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+    { PATH: process.env.PATH ?? '' },
   );
-  const output: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) if (line.trim()) output.push(line);
-      if (output.length > 200) output.splice(0, output.length - 200);
-    });
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const handle = track({ name: 'fake upstreams', child, output, exited });
-
+  const { child, output } = handle;
   const pending = new Map<number, (reply: UpstreamReply) => void>();
   let nextId = 1;
-  const ready = new Promise<UpstreamReady>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`fake upstreams did not start within 15 s:\n${output.join('\n')}`));
-    }, 15_000);
-    child.on('message', (message: UpstreamReady | UpstreamReply) => {
-      if ('type' in message) {
-        clearTimeout(timer);
-        resolve(message);
-        return;
-      }
-      pending.get(message.id)?.(message);
-      pending.delete(message.id);
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      const error = new Error(
-        `fake upstreams exited (${child.exitCode ?? child.signalCode}):\n${output.join('\n')}`,
-      );
-      reject(error);
-      for (const settle of pending.values()) settle({ id: 0, ok: false, error: error.message });
-      pending.clear();
-    });
+  child.on('message', (message: UpstreamReady | UpstreamReply) => {
+    if ('type' in message) return;
+    pending.get(message.id)?.(message);
+    pending.delete(message.id);
   });
-  const { upstreams } = await ready;
+  void handle.exited.then(() => {
+    const error = `fake upstreams exited (${child.exitCode ?? child.signalCode}):\n${output.join('\n')}`;
+    for (const settle of pending.values()) settle({ id: 0, ok: false, error });
+    pending.clear();
+  });
+  const { upstreams } = await untilReady(
+    handle,
+    15_000,
+    (m): m is UpstreamReady => typeof m === 'object' && m !== null && 'type' in m,
+  );
   const call = (command: Omit<UpstreamCommand, 'id'>) =>
     new Promise<Record<UpstreamName, UpstreamCounts>>((resolve, reject) => {
       const id = nextId++;
@@ -218,9 +163,6 @@ async function startUpstreams(): Promise<Upstreams> {
  * BENCH_AGENT_NODE_ARGS on its command line: `--cpu-prof` is not allowed in NODE_OPTIONS.
  */
 async function startAgent(urls: UpstreamReady['upstreams']): Promise<{ handle: Child; url: string }> {
-  const dir = mkdtempSync(join(DATA_PARENT, 'gateway-bench-'));
-  tempDirs.add(dir);
-  const configPath = join(dir, 'agent.config.json');
   const provider = (id: UpstreamName) => ({
     id,
     kind: 'openai',
@@ -237,51 +179,23 @@ async function startAgent(urls: UpstreamReady['upstreams']): Promise<{ handle: C
     providers: [provider('primary'), provider('secondary')],
     gateway: GATEWAY_CONFIG,
   };
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const { configPath, dataDir } = agentDir(DATA_PARENT, 'gateway-bench-', config);
   const port = String(await freePort());
-  const child = spawn(process.execPath, [...AGENT_NODE_ARGS, MAIN_JS, 'start'], {
-    env: {
+  // All of its output is kept: summarizeLog() counts every warning.
+  const handle = spawnNode(
+    'agent',
+    [...AGENT_NODE_ARGS, MAIN_JS, 'start'],
+    {
       PATH: process.env.PATH ?? '',
       LOCAL_LLM_PROBE: 'false',
       AGENT_CONFIG: configPath,
-      DATA_DIR: join(dir, 'data'),
+      DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       HTTP_PORT: port,
     },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  const output: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    let buffer = '';
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      buffer += chunk;
-      const lines = buffer.split('\n');
-      buffer = lines.pop() ?? '';
-      output.push(...lines.filter((l) => l.trim() !== ''));
-    });
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const handle = track({ name: 'agent', child, output, exited });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`agent did not start within 20 s:\n${output.join('\n')}`));
-    }, 20_000);
-    child.on('message', (message) => {
-      if (message !== 'ready') return;
-      clearTimeout(timer);
-      resolve();
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `agent exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output.join('\n')}`,
-        ),
-      );
-    });
-  });
+    Number.POSITIVE_INFINITY,
+  );
+  await untilReady(handle, 20_000, (m): m is 'ready' => m === 'ready');
   return { handle, url: `http://127.0.0.1:${port}` };
 }
 
@@ -293,16 +207,6 @@ interface Target {
   /** Sends request number `seq`; resolves with undefined when answered correctly, else the problem. */
   send: (seq: number) => Promise<string | undefined>;
   close: () => Promise<void>;
-}
-
-function keepAliveAgent(connections: number): Agent {
-  return new Agent({
-    connections,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    headersTimeout: REQUEST_TIMEOUT_MS,
-    bodyTimeout: REQUEST_TIMEOUT_MS,
-  });
 }
 
 function question(seq: number): string {
@@ -325,7 +229,7 @@ function completionBody(model: string, seq: number): string {
  * is set, the `model` that answered (the gateway reports `<provider>/<model>`).
  */
 function completionTarget(label: string, url: string, model: string, expectModel: string): Target {
-  const dispatcher = keepAliveAgent(CONCURRENCY * 4);
+  const dispatcher = keepAliveAgent(CONCURRENCY * 4, REQUEST_TIMEOUT_MS);
   return {
     label,
     async send(seq) {
@@ -357,7 +261,7 @@ interface ClosedResult {
   errors: number;
   firstError?: string;
   /** Percent of one core used by each process while measuring. */
-  cpu: CpuSample;
+  cpu: CpuSample<CpuRole>;
 }
 
 /** Every client sends its next request when the previous one is answered. */
@@ -374,8 +278,8 @@ async function closedLoop(
   let firstError: string | undefined;
   // CPU is sampled when measuring starts and ends; a late timer (a busy machine) is allowed for
   // by dividing by the time that really passed between the two samples.
-  let cpuBefore: { at: number; sample: CpuSample } | undefined;
-  let cpuAfter: { at: number; sample: CpuSample } | undefined;
+  let cpuBefore: { at: number; sample: CpuSample<CpuRole> } | undefined;
+  let cpuAfter: { at: number; sample: CpuSample<CpuRole> } | undefined;
   const startSampler = setTimeout(() => {
     cpuBefore = { at: performance.now(), sample: sampleCpu(pids) };
   }, measureFrom - performance.now());
@@ -408,82 +312,6 @@ async function closedLoop(
     ...(firstError !== undefined ? { firstError } : {}),
     cpu: cpuBefore ? cpuPercent(cpuBefore.sample, cpuAfter.sample, cpuAfter.at - cpuBefore.at) : {},
   };
-}
-
-interface OpenResult {
-  p50: number;
-  p99: number;
-  max: number;
-  sent: number;
-  errors: number;
-  firstError?: string;
-  /** How far the sender itself fell behind its schedule: a load generator health check. */
-  maxSendLagMs: number;
-}
-
-/** Sends RATE requests a second by the clock, whatever the replies do; latency from the scheduled time. */
-async function openLoop(target: Target, warmupS: number, measureS: number): Promise<OpenResult> {
-  const interval = 1000 / RATE;
-  const warmupCount = Math.round(warmupS * RATE);
-  const total = warmupCount + Math.round(measureS * RATE);
-  const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  let maxSendLagMs = 0;
-  const start = performance.now() + 5;
-  let index = 0;
-
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      while (index < total && start + index * interval <= now) {
-        const scheduled = start + index * interval;
-        const measured = index >= warmupCount;
-        if (measured) maxSendLagMs = Math.max(maxSendLagMs, now - scheduled);
-        pending.push(
-          target.send(index).then((problem) => {
-            if (!measured) return;
-            if (problem === undefined) latencies.push(performance.now() - scheduled);
-            else {
-              errors += 1;
-              firstError ??= problem;
-            }
-          }),
-        );
-        index += 1;
-      }
-      if (index >= total) return resolve();
-      setTimeout(tick, Math.max(0, start + index * interval - performance.now()));
-    };
-    setTimeout(tick, 5);
-  });
-  await Promise.all(pending);
-  latencies.sort((a, b) => a - b);
-  return {
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    max: latencies.at(-1) ?? Number.NaN,
-    sent: total - warmupCount,
-    errors,
-    ...(firstError !== undefined ? { firstError } : {}),
-    maxSendLagMs,
-  };
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
-
-function median(values: readonly number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v));
-  if (finite.length === 0) return Number.NaN;
-  const sorted = [...finite].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +361,7 @@ async function waitPrimaryClosed(agentUrl: string): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU accounting (Linux /proc): which process the machine's two cores are spent in.
+// CPU accounting (support/cpu.ts): which process the machine's two cores are spent in.
 
 interface Pids {
   loadGenerator: number;
@@ -541,57 +369,7 @@ interface Pids {
   agent?: number;
 }
 
-const CPU_ROLES = ['loadGenerator', 'upstreams', 'agent'] as const;
-type CpuRole = (typeof CPU_ROLES)[number];
-/** Per process, plus `machine`: every core's busy time, so other load on the machine shows. */
-type CpuSample = Partial<Record<CpuRole | 'machine', number>>;
-
-/** Busy (not idle, not iowait) CPU milliseconds of the whole machine, or undefined off Linux. */
-function machineCpuMs(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
-    return (ticks.reduce((a, b) => a + b, 0) - idle) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
-/** User plus system CPU milliseconds a process has used, or undefined off Linux. */
-function cpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
-function sampleCpu(pids: Pids): CpuSample {
-  const sample: CpuSample = {};
-  for (const role of CPU_ROLES) {
-    const pid = pids[role];
-    const value = pid === undefined ? undefined : cpuMs(pid);
-    if (value !== undefined) sample[role] = value;
-  }
-  const machine = machineCpuMs();
-  if (machine !== undefined) sample.machine = machine;
-  return sample;
-}
-
-/** CPU percent of one core for each process between two samples. */
-function cpuPercent(before: CpuSample, after: CpuSample, elapsedMs: number): CpuSample {
-  const out: CpuSample = {};
-  for (const role of [...CPU_ROLES, 'machine'] as const) {
-    const a = before[role];
-    const b = after[role];
-    if (a !== undefined && b !== undefined) out[role] = (100 * (b - a)) / elapsedMs;
-  }
-  return out;
-}
+type CpuRole = keyof Pids;
 
 // ---------------------------------------------------------------------------------------------
 // Cases.
@@ -638,7 +416,7 @@ async function runCase(
   const before = await upstreams.counts();
   const from = performance.now();
   const closed = await closedLoop(benchCase.target, pids, WARMUP_SECONDS, THROUGHPUT_SECONDS);
-  const open = await openLoop(benchCase.target, WARMUP_SECONDS, LATENCY_SECONDS);
+  const open = await openLoop(benchCase.target.send, RATE, WARMUP_SECONDS, LATENCY_SECONDS);
   const after = await upstreams.counts();
   const windowS = (performance.now() - from) / 1000;
   let closedInMs: number | undefined;
@@ -665,17 +443,7 @@ async function runCase(
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(Math.abs(n) < 10 ? 2 : 1) : 'n/a');
 const signedMs = (n: number) => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${ms(n)}` : 'n/a');
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
 
 /** The gateway case's p99 minus the direct p99, run by run. */
 function addedP99(results: CaseResults[], result: CaseResults): number[] {
@@ -685,7 +453,6 @@ function addedP99(results: CaseResults[], result: CaseResults): number[] {
 }
 
 function report(results: CaseResults[]): string {
-  const runs = (values: number[], format: (n: number) => string) => values.map(format).join(' / ');
   const summary = table(
     [
       'case',
@@ -720,16 +487,16 @@ function report(results: CaseResults[]): string {
       const added = addedP99(results, result);
       return [
         benchCase.label,
-        runs(
+        eachRun(
           caseRuns.map((r) => r.closed.perSecond),
           int,
         ),
-        runs(
+        eachRun(
           caseRuns.map((r) => r.open.p99),
           ms,
         ),
-        added.length > 0 ? runs(added, signedMs) : '-',
-        runs(
+        added.length > 0 ? eachRun(added, signedMs) : '-',
+        eachRun(
           caseRuns.map((r) => r.open.max),
           ms,
         ),
@@ -742,29 +509,28 @@ function report(results: CaseResults[]): string {
     ['case', 'breaker opened in', 'closed again in', 'window measured', 'primary chat', 'primary probes'],
     failovers.map(({ benchCase, runs: caseRuns }) => [
       benchCase.label,
-      `${runs(
+      `${eachRun(
         caseRuns.map((r) => r.openedInMs ?? Number.NaN),
         int,
       )} ms`,
-      `${runs(
+      `${eachRun(
         caseRuns.map((r) => r.closedInMs ?? Number.NaN),
         int,
       )} ms`,
-      `${runs(
+      `${eachRun(
         caseRuns.map((r) => r.windowS),
         (n) => n.toFixed(1),
       )} s`,
-      runs(
+      eachRun(
         caseRuns.map((r) => r.primary.chat),
         int,
       ),
-      runs(
+      eachRun(
         caseRuns.map((r) => r.primary.probes),
         int,
       ),
     ]),
   );
-  const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '-' : `${n.toFixed(0)}%`);
   const cpuOf = (caseRuns: CaseRun[], role: CpuRole) => {
     const values = caseRuns.map((r) => r.closed.cpu[role]).filter((v): v is number => v !== undefined);
     return values.length > 0 ? median(values) : undefined;
@@ -772,11 +538,7 @@ function report(results: CaseResults[]): string {
   const cpu = table(
     ['case', 'load gen', 'fake upstreams', 'agent', 'other processes', 'agent CPU per request'],
     results.map(({ benchCase, runs: caseRuns }) => {
-      const others = caseRuns
-        .map((r) =>
-          CPU_ROLES.reduce((n, role) => n - (r.closed.cpu[role] ?? 0), r.closed.cpu.machine ?? Number.NaN),
-        )
-        .filter((v) => Number.isFinite(v));
+      const others = caseRuns.map((r) => otherProcessesCpu(r.closed.cpu)).filter((v) => Number.isFinite(v));
       const agent = benchCase.key === 'direct' ? undefined : cpuOf(caseRuns, 'agent');
       const rps = median(caseRuns.map((r) => r.closed.perSecond));
       return [
@@ -804,13 +566,7 @@ function report(results: CaseResults[]): string {
     '    ("send lag" is how late the load generator itself fired, worst run)',
   ];
   if (failovers.length > 0) lines.push('', 'Failure cases, every run:', breakerTable);
-  lines.push(
-    '',
-    `CPU during the throughput loop, percent of one core (${os.availableParallelism()} cores = ${os.availableParallelism() * 100}%), medians over runs`,
-    cpu,
-    '',
-    'Targets:',
-  );
+  lines.push('', `CPU during the throughput loop, ${coresNote()}, medians over runs`, cpu, '', 'Targets:');
   for (const result of results) {
     const { benchCase, runs: caseRuns } = result;
     if (benchCase.key === 'direct') continue;
@@ -873,14 +629,7 @@ async function main(): Promise<void> {
   const unknown = CASES.filter((c) => !(ALL_CASES as readonly string[]).includes(c));
   if (unknown.length > 0 || CASES.length === 0)
     throw new Error(`BENCH_CASES must list some of ${ALL_CASES.join(',')}; got "${CASES.join(',')}"`);
-  const [cpu] = os.cpus();
-  console.log(
-    `Gateway bench: node ${process.version}, ${os.availableParallelism()} CPUs (${cpu?.model.trim() ?? '?'}), ` +
-      `load average ${os
-        .loadavg()
-        .map((n) => n.toFixed(2))
-        .join(' ')} at start`,
-  );
+  console.log(machineLine('Gateway bench'));
   console.log('processes: load generator (this), fake upstreams primary + secondary (child), agent (child)');
   console.log(`gateway config: ${JSON.stringify(GATEWAY_CONFIG)}`);
 
@@ -938,10 +687,7 @@ async function main(): Promise<void> {
       const caseRun = await runCase(result.benchCase, agent.url, upstreams, pids);
       result.runs.push(caseRun);
       const { closed, open } = caseRun;
-      const others = CPU_ROLES.reduce(
-        (n, role) => n - (closed.cpu[role] ?? 0),
-        closed.cpu.machine ?? Number.NaN,
-      );
+      const others = otherProcessesCpu(closed.cpu);
       console.log(
         `run ${run}/${RUNS} ${result.benchCase.label.padEnd(24)} ${int(closed.perSecond).padStart(6)} req/s` +
           (result.benchCase.key === 'direct' || closed.cpu.agent === undefined
@@ -957,12 +703,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(report(results));
-  console.log(
-    `\nload average ${os
-      .loadavg()
-      .map((n) => n.toFixed(2))
-      .join(' ')} at end`,
-  );
+  console.log(`\nload average ${loadAverage()} at end`);
 
   for (const { benchCase } of results) await benchCase.target.close();
   const logged = summarizeLog(agent.handle.output.filter((l) => l.trim() !== ''));
@@ -976,19 +717,4 @@ async function main(): Promise<void> {
 // Everything is bounded: a stuck run ends the bench (and its children) instead of hanging.
 const perCaseS = 2 * WARMUP_SECONDS + THROUGHPUT_SECONDS + LATENCY_SECONDS + 10;
 const budgetMs = (60 + CASES.length * (PRIME_SECONDS + RUNS * perCaseS) + 30) * 1000;
-const watchdog = setTimeout(() => {
-  console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
-  void cleanup().finally(() => process.exit(2));
-}, budgetMs);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanup().finally(() => process.exit(130)));
-}
-try {
-  await main();
-} catch (error) {
-  console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-  clearTimeout(watchdog);
-}
+await runBench(main, budgetMs);

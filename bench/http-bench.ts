@@ -24,17 +24,28 @@
  * BENCH_CONCURRENCY (16), BENCH_RATE (200), BENCH_TARGETS (baseline,log,redis),
  * BENCH_AGENT_NODE_OPTIONS (NODE_OPTIONS for the agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { startFakeOpenAi } from '../test/fakes/fake-openai.js';
 import { startAgentProcess } from '../test/support/agent-process.js';
-import { startRedis, type TestRedis } from '../test/support/redis-server.js';
+import { startRedis } from '../test/support/redis-server.js';
+import { type CpuSample, cpuPercent, otherProcessesCpu, redisPid, sampleCpu } from './support/cpu.js';
+import { intEnv, keepAliveAgent, type OpenResult, openLoop } from './support/load.js';
+import {
+  adopt,
+  agentDir,
+  type Child,
+  exitWithParent,
+  runBench,
+  runningChildren,
+  spawnNode,
+  stopAtCleanup,
+  untilReady,
+} from './support/processes.js';
+import { coresNote, eachRun, int, loadAverage, machineLine, ms, pct, table } from './support/report.js';
+import { median } from './support/stats.js';
 
 const RUNS = intEnv('BENCH_RUNS', 3);
 const SECONDS = intEnv('BENCH_SECONDS', 5);
@@ -51,93 +62,33 @@ const PRIME_SECONDS = 2;
 const TARGET_MSGS_PER_S = 1500;
 const TARGET_P99_MS = 5;
 
-function intEnv(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${value}"`);
-  return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Child mode: the fake provider in its own process.
 
 async function runFakeProviderChild(): Promise<void> {
   const fake = await startFakeOpenAi({ record: false });
-  const exit = () => void fake.close().finally(() => process.exit(0));
-  // The parent going away (even by SIGKILL) closes the IPC channel: never outlive it.
-  process.on('disconnect', exit);
-  process.on('SIGTERM', exit);
-  process.on('SIGINT', exit);
+  exitWithParent(() => fake.close());
   process.send?.({ url: fake.url, baseURL: fake.baseURL });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Processes.
 
-interface Child {
-  name: string;
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<void>;
+interface FakeProviderReady {
+  url: string;
+  baseURL: string;
 }
 
-const children = new Set<Child>();
-const tempDirs = new Set<string>();
-let redisServer: TestRedis | undefined;
-
-/** Spawns a child with an IPC channel and resolves with its first IPC message. */
-function spawnWithIpc<T>(
-  name: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-): Promise<{ handle: Child; message: T }> {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  const output: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) if (line.trim()) output.push(line);
-      if (output.length > 200) output.splice(0, output.length - 200);
-    });
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const handle: Child = { name, child, output, exited };
-  children.add(handle);
-  void exited.then(() => children.delete(handle));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${output.join('\n')}`));
-    }, timeoutMs);
-    child.once('message', (message: T) => {
-      clearTimeout(timer);
-      resolve({ handle, message });
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${code ?? signal}) before it was ready:\n${output.join('\n')}`));
-    });
+async function startFakeProvider(): Promise<{ handle: Child } & FakeProviderReady> {
+  const handle = spawnNode('fake provider', [...process.execArgv, import.meta.filename, '--fake-provider'], {
+    PATH: process.env.PATH ?? '',
   });
-}
-
-async function stopChild(handle: Child, graceMs = 10_000): Promise<void> {
-  if (handle.child.exitCode !== null || handle.child.signalCode !== null) return;
-  handle.child.kill('SIGTERM');
-  const timer = setTimeout(() => handle.child.kill('SIGKILL'), graceMs);
-  await handle.exited;
-  clearTimeout(timer);
-}
-
-async function startFakeProvider(): Promise<{ handle: Child; url: string; baseURL: string }> {
-  const { handle, message } = await spawnWithIpc<{ url: string; baseURL: string }>(
-    'fake provider',
-    [...process.execArgv, import.meta.filename, '--fake-provider'],
-    { PATH: process.env.PATH ?? '' },
+  const ready = await untilReady(
+    handle,
     15_000,
+    (m): m is FakeProviderReady => typeof m === 'object' && m !== null && 'baseURL' in m,
   );
-  return { handle, ...message };
+  return { handle, ...ready };
 }
 
 /** The built agent (dist/main.js) as its own process, with its own config and data directory. */
@@ -145,45 +96,22 @@ async function startAgent(
   name: string,
   env: Record<string, string>,
 ): Promise<{ handle: Child; url: string }> {
-  const dir = mkdtempSync(join(os.tmpdir(), 'agent-bench-'));
-  tempDirs.add(dir);
-  const configPath = join(dir, 'agent.config.json');
   // The default limit (600 a minute per client) would answer most of the load with 429; the
   // limiter itself stays in the path, so its cost is measured.
-  writeFileSync(
-    configPath,
-    JSON.stringify({ http: { rateLimit: { max: 1_000_000_000, windowMs: 60_000 } } }),
-  );
+  const { configPath, dataDir } = agentDir(os.tmpdir(), 'agent-bench-', {
+    http: { rateLimit: { max: 1_000_000_000, windowMs: 60_000 } },
+  });
   const agent = await startAgentProcess(
     {
       AGENT_CONFIG: configPath,
-      DATA_DIR: join(dir, 'data'),
+      DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       ...(AGENT_NODE_OPTIONS ? { NODE_OPTIONS: AGENT_NODE_OPTIONS } : {}),
       ...env,
     },
     20_000,
   );
-  const handle: Child = {
-    name,
-    child: agent.child,
-    output: agent.output,
-    exited: agent.exited.then(() => {}),
-  };
-  children.add(handle);
-  void handle.exited.then(() => children.delete(handle));
-  return { handle, url: agent.url };
-}
-
-async function cleanup(): Promise<void> {
-  await Promise.all([...children].map((c) => stopChild(c)));
-  if (redisServer) {
-    const redis = redisServer;
-    redisServer = undefined;
-    await redis.stop().catch(() => {});
-  }
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
+  return { handle: adopt(name, agent), url: agent.url };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,20 +121,35 @@ interface Target {
   label: string;
   /** The processes serving this target, for CPU accounting. */
   pids: Pids;
-  /** Sends one message of conversation `conversation`; resolves true when answered correctly. */
-  send: (conversation: number, seq: number) => Promise<boolean>;
+  /** Sends one message of conversation `conversation`; resolves with undefined when answered correctly, else the problem. */
+  send: (conversation: number, seq: number) => Promise<string | undefined>;
   firstError?: string;
   close: () => Promise<void>;
 }
 
-function keepAliveAgent(connections: number): Agent {
-  return new Agent({
-    connections,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    headersTimeout: REQUEST_TIMEOUT_MS,
-    bodyTimeout: REQUEST_TIMEOUT_MS,
-  });
+/** A target whose `attempt` throws unless the message was answered correctly. */
+function checkedTarget(
+  label: string,
+  pids: Pids,
+  attempt: (conversation: number, seq: number, dispatcher: Dispatcher) => Promise<void>,
+): Target {
+  const dispatcher = keepAliveAgent(CONCURRENCY * 4, REQUEST_TIMEOUT_MS);
+  const target: Target = {
+    label,
+    pids,
+    async send(conversation, seq) {
+      try {
+        await attempt(conversation, seq, dispatcher);
+        return undefined;
+      } catch (error) {
+        const problem = String((error as Error).message ?? error);
+        target.firstError ??= problem;
+        return problem;
+      }
+    },
+    close: () => dispatcher.close(),
+  };
+  return target;
 }
 
 function messageText(conversation: number, seq: number): string {
@@ -214,33 +157,19 @@ function messageText(conversation: number, seq: number): string {
 }
 
 function agentTarget(label: string, baseUrl: string, pids: Pids): Target {
-  const dispatcher = keepAliveAgent(CONCURRENCY * 4);
-  const target: Target = {
-    label,
-    pids,
-    async send(conversation, seq) {
-      const text = messageText(conversation, seq);
-      try {
-        const response = await request(`${baseUrl}/api/conversations/bench-${conversation}/messages`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ text }),
-          dispatcher,
-        });
-        const body = await response.body.text();
-        if (response.statusCode !== 200)
-          throw new Error(`HTTP ${response.statusCode}: ${body.slice(0, 200)}`);
-        const reply = (JSON.parse(body) as { reply?: { text?: string } }).reply?.text;
-        if (reply !== `echo: ${text}`) throw new Error(`unexpected reply: ${body.slice(0, 200)}`);
-        return true;
-      } catch (error) {
-        target.firstError ??= String((error as Error).message ?? error);
-        return false;
-      }
-    },
-    close: () => dispatcher.close(),
-  };
-  return target;
+  return checkedTarget(label, pids, async (conversation, seq, dispatcher) => {
+    const text = messageText(conversation, seq);
+    const response = await request(`${baseUrl}/api/conversations/bench-${conversation}/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text }),
+      dispatcher,
+    });
+    const body = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${body.slice(0, 200)}`);
+    const reply = (JSON.parse(body) as { reply?: { text?: string } }).reply?.text;
+    if (reply !== `echo: ${text}`) throw new Error(`unexpected reply: ${body.slice(0, 200)}`);
+  });
 }
 
 /** What the agent sends the provider once a conversation has a full context window. */
@@ -257,40 +186,26 @@ function baselineBody(conversation: number, seq: number): string {
 }
 
 function baselineTarget(baseURL: string, pids: Pids): Target {
-  const dispatcher = keepAliveAgent(CONCURRENCY * 4);
-  const target: Target = {
-    label: 'baseline: fake provider direct',
-    pids,
-    async send(conversation, seq) {
-      try {
-        const response = await request(`${baseURL}/chat/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer not-needed' },
-          body: baselineBody(conversation, seq),
-          dispatcher,
-        });
-        const body = await response.body.text();
-        if (response.statusCode !== 200)
-          throw new Error(`HTTP ${response.statusCode}: ${body.slice(0, 200)}`);
-        const reply = (JSON.parse(body) as { choices?: { message?: { content?: string } }[] }).choices?.[0]
-          ?.message?.content;
-        if (reply !== `echo: ${messageText(conversation, seq)}`) throw new Error(`unexpected reply: ${body}`);
-        return true;
-      } catch (error) {
-        target.firstError ??= String((error as Error).message ?? error);
-        return false;
-      }
-    },
-    close: () => dispatcher.close(),
-  };
-  return target;
+  return checkedTarget('baseline: fake provider direct', pids, async (conversation, seq, dispatcher) => {
+    const response = await request(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer not-needed' },
+      body: baselineBody(conversation, seq),
+      dispatcher,
+    });
+    const body = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${body.slice(0, 200)}`);
+    const reply = (JSON.parse(body) as { choices?: { message?: { content?: string } }[] }).choices?.[0]
+      ?.message?.content;
+    if (reply !== `echo: ${messageText(conversation, seq)}`) throw new Error(`unexpected reply: ${body}`);
+  });
 }
 
 interface ClosedResult {
   perSecond: number;
   errors: number;
   /** Percent of one core used by each process while measuring. */
-  cpu: CpuSample;
+  cpu: CpuSample<CpuRole>;
 }
 
 /** Every conversation sends its next message when the previous one is answered. */
@@ -299,8 +214,8 @@ async function closedLoop(target: Target, warmupS: number, measureS: number): Pr
   const measureTo = measureFrom + measureS * 1000;
   let completed = 0;
   let errors = 0;
-  let cpuBefore: CpuSample = {};
-  let cpuAfter: CpuSample = {};
+  let cpuBefore: CpuSample<CpuRole> = {};
+  let cpuAfter: CpuSample<CpuRole> = {};
   const startSampler = setTimeout(() => {
     cpuBefore = sampleCpu(target.pids);
   }, measureFrom - performance.now());
@@ -310,7 +225,7 @@ async function closedLoop(target: Target, warmupS: number, measureS: number): Pr
   const worker = async (conversation: number) => {
     let seq = 0;
     while (performance.now() < measureTo) {
-      const ok = await target.send(conversation, seq);
+      const ok = (await target.send(conversation, seq)) === undefined;
       seq += 1;
       const end = performance.now();
       if (end >= measureFrom && end < measureTo) {
@@ -327,153 +242,33 @@ async function closedLoop(target: Target, warmupS: number, measureS: number): Pr
   return { perSecond: completed / measureS, errors, cpu: cpuPercent(cpuBefore, cpuAfter, measureS * 1000) };
 }
 
-interface OpenResult {
-  p50: number;
-  p99: number;
-  max: number;
-  sent: number;
-  errors: number;
-  /** How far the sender itself fell behind its schedule: a load generator health check. */
-  maxSendLagMs: number;
-}
-
 /**
  * Sends RATE messages a second by the clock, round-robin over CONCURRENCY conversations,
  * whatever the replies do. Latency is measured from the scheduled send time.
  */
-async function openLoop(target: Target, warmupS: number, measureS: number): Promise<OpenResult> {
-  const interval = 1000 / RATE;
-  const warmupCount = Math.round(warmupS * RATE);
-  const total = warmupCount + Math.round(measureS * RATE);
-  const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
+function openLoopOf(target: Target, warmupS: number, measureS: number): Promise<OpenResult> {
   const seqs = new Array<number>(CONCURRENCY).fill(0);
-  let errors = 0;
-  let maxSendLagMs = 0;
-  const start = performance.now() + 5;
-  let index = 0;
-
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      while (index < total && start + index * interval <= now) {
-        const scheduled = start + index * interval;
-        const measured = index >= warmupCount;
-        if (measured) maxSendLagMs = Math.max(maxSendLagMs, now - scheduled);
-        const conversation = index % CONCURRENCY;
-        const seq = seqs[conversation] as number;
-        seqs[conversation] = seq + 1;
-        pending.push(
-          target.send(conversation, seq).then((ok) => {
-            if (!measured) return;
-            if (ok) latencies.push(performance.now() - scheduled);
-            else errors += 1;
-          }),
-        );
-        index += 1;
-      }
-      if (index >= total) return resolve();
-      setTimeout(tick, Math.max(0, start + index * interval - performance.now()));
-    };
-    setTimeout(tick, 5);
-  });
-  await Promise.all(pending);
-  latencies.sort((a, b) => a - b);
-  return {
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    max: latencies.at(-1) ?? Number.NaN,
-    sent: total - warmupCount,
-    errors,
-    maxSendLagMs,
+  const send = (index: number) => {
+    const conversation = index % CONCURRENCY;
+    const seq = seqs[conversation] as number;
+    seqs[conversation] = seq + 1;
+    return target.send(conversation, seq);
   };
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return openLoop(send, RATE, warmupS, measureS);
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU accounting (Linux /proc): which process the machine's two cores are spent in.
+// CPU accounting (support/cpu.ts): which process the machine's two cores are spent in.
+
+/** The processes a target is served by, in the CPU table's column order. */
+const CPU_ROLES = ['loadGenerator', 'fakeProvider', 'agent', 'redis'] as const;
+type CpuRole = (typeof CPU_ROLES)[number];
 
 interface Pids {
   loadGenerator: number;
   fakeProvider?: number;
   agent?: number;
   redis?: number;
-}
-
-const CPU_ROLES = ['loadGenerator', 'fakeProvider', 'agent', 'redis'] as const;
-type CpuRole = (typeof CPU_ROLES)[number];
-/** Per process, plus `machine`: every core's busy time, so other load on the machine shows. */
-type CpuSample = Partial<Record<CpuRole | 'machine', number>>;
-
-/** Busy (not idle, not iowait) CPU milliseconds of the whole machine, or undefined off Linux. */
-function machineCpuMs(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
-    return (ticks.reduce((a, b) => a + b, 0) - idle) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
-/** User plus system CPU milliseconds a process has used, or undefined off Linux. */
-function cpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
-function sampleCpu(pids: Pids): CpuSample {
-  const sample: CpuSample = {};
-  for (const role of CPU_ROLES) {
-    const pid = pids[role];
-    const value = pid === undefined ? undefined : cpuMs(pid);
-    if (value !== undefined) sample[role] = value;
-  }
-  const machine = machineCpuMs();
-  if (machine !== undefined) sample.machine = machine;
-  return sample;
-}
-
-/** CPU percent of one core for each process between two samples. */
-function cpuPercent(before: CpuSample, after: CpuSample, elapsedMs: number): CpuSample {
-  const out: CpuSample = {};
-  for (const role of [...CPU_ROLES, 'machine'] as const) {
-    const a = before[role];
-    const b = after[role];
-    if (a !== undefined && b !== undefined) out[role] = (100 * (b - a)) / elapsedMs;
-  }
-  return out;
-}
-
-async function redisPid(url: string): Promise<number | undefined> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await client.connect();
-    const info = await client.info('server');
-    const match = /process_id:(\d+)/.exec(info);
-    return match ? Number(match[1]) : undefined;
-  } finally {
-    client.disconnect();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,25 +280,13 @@ interface TargetResults {
   open: OpenResult[];
 }
 
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
-
 function report(results: TargetResults[]): string {
-  const runs = (values: number[], format: (n: number) => string) => values.map(format).join(' / ');
   const throughput = table(
     ['target', 'msg/s (median)', `all ${RUNS} runs`, 'errors'],
     results.map(({ target, closed }) => [
       target.label,
       int(median(closed.map((r) => r.perSecond))),
-      runs(
+      eachRun(
         closed.map((r) => r.perSecond),
         int,
       ),
@@ -517,11 +300,11 @@ function report(results: TargetResults[]): string {
       ms(median(open.map((r) => r.p50))),
       ms(median(open.map((r) => r.p99))),
       ms(median(open.map((r) => r.max))),
-      runs(
+      eachRun(
         open.map((r) => r.p99),
         ms,
       ),
-      runs(
+      eachRun(
         open.map((r) => r.max),
         ms,
       ),
@@ -529,7 +312,6 @@ function report(results: TargetResults[]): string {
       `${ms(Math.max(...open.map((r) => r.maxSendLagMs)))} ms`,
     ]),
   );
-  const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '-' : `${n.toFixed(0)}%`);
   const cpuOf = (closed: ClosedResult[], role: CpuRole) => {
     const values = closed.map((r) => r.cpu[role]).filter((v): v is number => v !== undefined);
     return values.length > 0 ? median(values) : undefined;
@@ -539,9 +321,7 @@ function report(results: TargetResults[]): string {
     results.map(({ target, closed }) => {
       const perRole = CPU_ROLES.map((role) => cpuOf(closed, role));
       // Everything else the machine ran meanwhile (other jobs), which the numbers above compete with.
-      const others = closed
-        .map((r) => CPU_ROLES.reduce((n, role) => n - (r.cpu[role] ?? 0), r.cpu.machine ?? Number.NaN))
-        .filter((v) => Number.isFinite(v));
+      const others = closed.map((r) => otherProcessesCpu(r.cpu)).filter((v) => Number.isFinite(v));
       const agent = cpuOf(closed, 'agent');
       const rps = median(closed.map((r) => r.perSecond));
       return [
@@ -561,7 +341,7 @@ function report(results: TargetResults[]): string {
     latency,
     '    (medians over runs; "send lag" is how late the load generator itself fired, worst run)',
     '',
-    `CPU during (a), percent of one core (${os.availableParallelism()} cores = ${os.availableParallelism() * 100}%), medians over runs`,
+    `CPU during (a), ${coresNote()}, medians over runs`,
     cpu,
   ];
   const redis = results.find((r) => r.target.label.includes('redis'));
@@ -585,14 +365,7 @@ function report(results: TargetResults[]): string {
 // Main.
 
 async function main(): Promise<void> {
-  const [cpu] = os.cpus();
-  console.log(
-    `HTTP bench: node ${process.version}, ${os.availableParallelism()} CPUs (${cpu?.model.trim() ?? '?'}), ` +
-      `load average ${os
-        .loadavg()
-        .map((n) => n.toFixed(2))
-        .join(' ')} at start`,
-  );
+  console.log(machineLine('HTTP bench'));
   console.log('processes: load generator (this), fake provider (child), agent (child), redis-server (child)');
 
   const fake = await startFakeProvider();
@@ -606,13 +379,13 @@ async function main(): Promise<void> {
     targets.push(agentTarget('agent, log memory', agent.url, { ...basePids, agent: agent.handle.child.pid }));
   }
   if (TARGETS.includes('redis')) {
-    redisServer = await startRedis();
+    const redis = stopAtCleanup(await startRedis());
     const agent = await startAgent('agent (redis memory)', {
       ...agentEnv,
-      REDIS_URL: redisServer.url,
+      REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: `bench-${process.pid}`,
     });
-    const pids: Pids = { ...basePids, agent: agent.handle.child.pid, redis: await redisPid(redisServer.url) };
+    const pids: Pids = { ...basePids, agent: agent.handle.child.pid, redis: await redisPid(redis.url) };
     targets.push(agentTarget('agent, redis memory', agent.url, pids));
   }
   if (targets.length === 0) throw new Error(`BENCH_TARGETS="${TARGETS.join(',')}" names no target`);
@@ -627,10 +400,10 @@ async function main(): Promise<void> {
     for (const result of results) {
       const closed = await closedLoop(result.target, WARMUP_SECONDS, SECONDS);
       result.closed.push(closed);
-      const open = await openLoop(result.target, WARMUP_SECONDS, SECONDS);
+      const open = await openLoopOf(result.target, WARMUP_SECONDS, SECONDS);
       result.open.push(open);
       const { cpu } = closed;
-      const others = CPU_ROLES.reduce((n, role) => n - (cpu[role] ?? 0), cpu.machine ?? Number.NaN);
+      const others = otherProcessesCpu(cpu);
       console.log(
         `run ${run}/${RUNS} ${result.target.label.padEnd(32)} ${int(closed.perSecond).padStart(6)} msg/s` +
           (cpu.agent === undefined ? '' : ` (agent CPU ${cpu.agent.toFixed(0)}%)`) +
@@ -641,15 +414,10 @@ async function main(): Promise<void> {
     }
   }
   console.log(report(results));
-  console.log(
-    `\nload average ${os
-      .loadavg()
-      .map((n) => n.toFixed(2))
-      .join(' ')} at end`,
-  );
+  console.log(`\nload average ${loadAverage()} at end`);
 
   for (const target of targets) await target.close();
-  for (const child of [...children]) {
+  for (const child of runningChildren()) {
     const noisy = child.output.filter((l) => !l.includes('"level":30'));
     if (noisy.length > 0) console.log(`\n${child.name} logged:\n  ${noisy.slice(-10).join('\n  ')}`);
   }
@@ -662,20 +430,5 @@ if (process.argv.includes('--fake-provider')) {
   // Everything is bounded: a stuck run ends the bench (and its children) instead of hanging.
   const budgetMs =
     (60 + (TARGETS.length * (PRIME_SECONDS + RUNS * 2 * (WARMUP_SECONDS + SECONDS + 2)) + 30)) * 1000;
-  const watchdog = setTimeout(() => {
-    console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
-    void cleanup().finally(() => process.exit(2));
-  }, budgetMs);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => void cleanup().finally(() => process.exit(130)));
-  }
-  try {
-    await main();
-  } catch (error) {
-    console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
-    process.exitCode = 1;
-  } finally {
-    await cleanup();
-    clearTimeout(watchdog);
-  }
+  await runBench(main, budgetMs);
 }
