@@ -468,7 +468,15 @@ export class DiscordAdapter implements ChannelAdapter {
     const client = this.client;
     this.client = undefined;
     try {
-      await client?.destroy();
+      // Bounded: on Node 24, destroying a client whose gateway socket is still opening can wait
+      // forever, and a stop that never returns would outlast PM2's kill timeout.
+      const destroyed = client?.destroy().then(() => true);
+      if (destroyed && !(await Promise.race([destroyed, sleep(DESTROY_TIMEOUT_MS).then(() => false)]))) {
+        this.logger.warn(
+          { timeoutMs: DESTROY_TIMEOUT_MS },
+          'discord client did not close in time; leaving it',
+        );
+      }
     } catch (error) {
       this.logger.warn({ err: errorText(error) }, 'discord client destroy failed');
     }
@@ -479,6 +487,9 @@ export class DiscordAdapter implements ChannelAdapter {
     this.tracker.disconnected();
   }
 }
+
+/** How long stop() waits for discord.js to close its gateway connection. */
+const DESTROY_TIMEOUT_MS = 2000;
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
