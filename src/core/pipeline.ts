@@ -7,7 +7,7 @@ import { buildContext, type ContextLimits } from './context-window.js';
 import { AgentError, isAgentError } from './errors.js';
 import type { IdentityResolver } from './identity/identity-store.js';
 import type { InboundMessage, Reply } from './inbound-message.js';
-import type { MemoryStore } from './memory/memory-store.js';
+import type { MemoryStore, Turn } from './memory/memory-store.js';
 
 export interface PipelineOptions {
   memory: MemoryStore;
@@ -93,6 +93,13 @@ export class Pipeline {
     const eventKey = `${message.channel}:${message.eventId}`;
     const personId = await this.options.identity.resolve(message.channel, message.userId);
 
+    const command = parseCommand(text);
+    // The history is read alongside the claim (one round trip instead of two on Redis); it is
+    // only used once the claim is ours.
+    const historyRead = command
+      ? Promise.resolve(undefined)
+      : this.wrapMemory(() => memory.recentTurns(personId, this.options.context.maxTurns));
+    historyRead.catch(() => {}); // Awaited below, once the claim is known to be ours.
     const claim = await this.wrapMemory(() => memory.claimEvent(eventKey));
     if (claim.status === 'answered') {
       return { text: claim.reply, duplicate: true, kind: 'agent', personId };
@@ -102,7 +109,6 @@ export class Pipeline {
     }
 
     try {
-      const command = parseCommand(text);
       if (command) {
         const handler = this.commandsByName.get(command.name);
         const result = handler
@@ -123,7 +129,13 @@ export class Pipeline {
         return { text: result.text, duplicate: false, kind: 'command', personId };
       }
 
-      const result = await this.agentTurn(personId, message.channel, text, options);
+      const result = await this.agentTurn(
+        personId,
+        message.channel,
+        text,
+        (await historyRead) ?? [],
+        options,
+      );
       await this.wrapMemory(() =>
         memory.commit({
           eventKey,
@@ -152,10 +164,10 @@ export class Pipeline {
     personId: string,
     channel: string,
     text: string,
+    turns: Turn[],
     options: HandleOptions,
   ): Promise<ChatResult> {
     const { context, systemPrompt } = this.options;
-    const turns = await this.wrapMemory(() => this.options.memory.recentTurns(personId, context.maxTurns));
     const request = { system: systemPrompt, messages: buildContext(turns, text, systemPrompt, context) };
     const signal = options.signal
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
