@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { listenLocal } from '../support/listen.js';
 
 /**
  * A local Discord: the REST API under `/api/v10` and the gateway (plain JSON frames) on one port,
@@ -747,16 +748,9 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
   // ---------------------------------------------------------------- lifecycle
 
   let port = options.port ?? 0;
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        const address = server.address();
-        if (typeof address === 'object' && address) port = address.port;
-        resolve();
-      });
-    });
+  const listen = async () => {
+    port = await listenLocal(server, port);
+  };
   const gatewayUrl = () => `ws://127.0.0.1:${port}`;
   const stopListening = () =>
     new Promise<void>((resolve) => {

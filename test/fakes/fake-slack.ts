@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { listenLocal } from '../support/listen.js';
 
 /**
  * A local Slack: the Web API (`POST /api/<method>`, form-encoded or JSON, token in
@@ -249,16 +250,9 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     }
   }
 
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        const address = server.address();
-        if (typeof address === 'object' && address) port = address.port;
-        resolve();
-      });
-    });
+  const listen = async () => {
+    port = await listenLocal(server, port);
+  };
   const shut = () =>
     new Promise<void>((resolve) => {
       for (const ws of sockets) ws.terminate();

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { listenLocal } from '../support/listen.js';
 
 /**
  * A local Telegram Bot API server, faithful where the adapter depends on it, so the real grammy
@@ -476,17 +477,9 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
   }
 
   async function listen(port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const bound = await listenLocal(server, port);
     listening = true;
-    const address = server.address();
-    if (typeof address !== 'object' || address === null) throw new Error('fake Telegram has no address');
-    return address.port;
+    return bound;
   }
 
   async function down(): Promise<void> {
