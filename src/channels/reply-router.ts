@@ -124,9 +124,10 @@ export class ReplyRouter {
         this.options.onOutcome?.(address.channel, 'failed_over');
         return true;
       } catch (error) {
-        if (!asSendError(error).permanent) this.down(other.channel, now);
+        const sendError = asSendError(error);
+        if (!sendError.permanent) this.down(other.channel, now);
         logger.warn(
-          { reply: job.id, channel: other.channel, err: asSendError(error).message },
+          { reply: job.id, channel: other.channel, err: sendError.message },
           'failover send failed',
         );
       }

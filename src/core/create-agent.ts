@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ChannelAdapter } from '../channels/channel-adapter.js';
-import { ChannelHub } from '../channels/channel-hub.js';
+import { ChannelHub, type ChannelStatus } from '../channels/channel-hub.js';
 import { createChannelAdapters } from '../channels/create-channels.js';
 import { HttpChannel } from '../channels/http/http-channel.js';
 import { registerOpenAiCompatibleRoutes } from '../channels/http/openai-compatible-routes.js';
@@ -176,12 +176,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     memoryBackend: memory.backend,
     channels: Object.entries(channels?.status() ?? {}).map(([name, health]) => ({
       name,
-      state:
-        health.state === 'failed'
-          ? `failed: ${health.lastError ?? ''}`
-          : health.connected
-            ? 'connected'
-            : `disconnected${health.lastError ? `: ${health.lastError}` : ''}`,
+      state: channelState(health),
     })),
   });
 
@@ -330,6 +325,12 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       return stopping;
     },
   };
+}
+
+function channelState(health: ChannelStatus): string {
+  if (health.state === 'failed') return `failed: ${health.lastError ?? ''}`;
+  if (health.connected) return 'connected';
+  return health.lastError ? `disconnected: ${health.lastError}` : 'disconnected';
 }
 
 function providerState(p: { breaker: string; cooldownUntil?: number; disabled?: string }): string {

@@ -156,12 +156,25 @@ export class LocalDurableQueue<T> implements DurableQueue<T> {
 
   private async markDone(id: string): Promise<void> {
     const at = this.now();
+    this.forgetOldFinished(at);
     this.finished.set(id, at);
     try {
       await this.log.append({ t: 'done', id, at });
     } catch (error) {
       // The job did its work; a lost `done` only means it may run once more after a restart.
       this.options.logger.error({ queue: this.name, job: id, err: error }, 'could not record a finished job');
+    }
+  }
+
+  /**
+   * Ids finished longer than `dedupeMs` ago no longer need remembering. Map order is insertion
+   * order, which is finishing order, so the old ones are at the front.
+   */
+  private forgetOldFinished(now: number): void {
+    const cutoff = now - this.dedupeMs;
+    for (const [id, at] of this.finished) {
+      if (at >= cutoff) break;
+      this.finished.delete(id);
     }
   }
 
