@@ -48,6 +48,12 @@ export interface ChannelHealth {
   lastSendAt?: number;
   consecutiveSendFailures: number;
   lastError?: string;
+  /**
+   * With several servers, for a connection only one may hold: whether this node holds it
+   * (`active`) or waits to take over (`standby`), and since when it holds it.
+   */
+  role?: 'active' | 'standby';
+  roleSince?: number;
 }
 
 /** A command as platforms publish it (Telegram's menu, Discord's and Slack's slash commands). */
@@ -64,6 +70,12 @@ export interface ChannelAdapter {
    * secret itself, in its own encapsulated plugin (which may parse raw bodies for that).
    */
   readonly webhook?: FastifyPluginAsync;
+  /**
+   * True when the platform allows this connection only once per bot (Telegram long polling, a
+   * Discord gateway session, Slack Socket Mode): with several servers, only the holder of its
+   * lease starts it. Webhook modes are not exclusive and run on every server.
+   */
+  readonly exclusiveConnection?: boolean;
   /**
    * Connects and starts taking events. Must not throw because the platform is down: it keeps
    * retrying with back-off in the background and reports its state through `health()`. Throws

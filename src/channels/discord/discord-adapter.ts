@@ -79,6 +79,8 @@ export const NOT_TAKEN_TEXT = 'Sorry, I could not take that command just now. Pl
  */
 export class DiscordAdapter implements ChannelAdapter {
   readonly name = 'discord' as const;
+  /** One gateway session per bot token (no sharding here). */
+  readonly exclusiveConnection = true;
 
   private readonly config: DiscordConfig;
   private readonly logger: Logger;

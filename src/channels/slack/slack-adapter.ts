@@ -56,6 +56,7 @@ export interface SlackAdapterOptions {
 export class SlackAdapter implements ChannelAdapter {
   readonly name = 'slack' as const;
   readonly webhook?: FastifyPluginAsync;
+  readonly exclusiveConnection: boolean;
   private readonly config: Readonly<SlackConfig>;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -89,6 +90,7 @@ export class SlackAdapter implements ChannelAdapter {
       timeout: requestTimeoutMs,
     });
 
+    this.exclusiveConnection = this.config.mode === 'socket';
     if (this.config.mode === 'socket') {
       if (this.config.appToken === undefined)
         throw new RangeError('slack.appToken is required in socket mode');

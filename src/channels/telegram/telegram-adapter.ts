@@ -53,6 +53,7 @@ export interface TelegramAdapterOptions {
 export class TelegramAdapter implements ChannelAdapter {
   readonly name = 'telegram' as const;
   readonly webhook?: FastifyPluginAsync;
+  readonly exclusiveConnection: boolean;
   private readonly config: TelegramConfig;
   private readonly log: Logger;
   private readonly bot: Bot;
@@ -75,6 +76,7 @@ export class TelegramAdapter implements ChannelAdapter {
   constructor(options: TelegramAdapterOptions) {
     const { config } = options;
     this.config = config;
+    this.exclusiveConnection = config.mode === 'polling';
     this.log = options.logger.child({ channel: 'telegram' });
     this.tracker = new HealthTracker(options.now);
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };

@@ -8,6 +8,8 @@ export interface StatusSnapshot {
   memoryBackend: 'log' | 'redis';
   /** The platform channels (Discord, Telegram, Slack) and their state. */
   channels: { name: string; state: string }[];
+  /** With several servers: each node's state, and which node holds each exclusive connection. */
+  cluster?: { nodes: string; leases: string };
 }
 
 export function formatUptime(seconds: number): string {
@@ -47,6 +49,7 @@ export function createBuiltinCommands({ status, providersReport }: BuiltinComman
             `providers: ${providers.join('; ')}`,
             `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}`,
             `channels: ${['http ok', ...s.channels.map((c) => `${c.name} ${c.state}`)].join('; ')}`,
+            ...(s.cluster ? [`nodes: ${s.cluster.nodes}`, `connections: ${s.cluster.leases}`] : []),
             `uptime: ${formatUptime(s.uptimeSeconds)}`,
           ].join('\n'),
         };

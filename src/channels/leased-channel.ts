@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import type { HeldLease, LeaseHandlers } from '../core/cluster/lease-keeper.js';
+import type {
+  ChannelAdapter,
+  ChannelEvent,
+  ChannelHealth,
+  ChannelName,
+  ChannelSink,
+  PublishedCommand,
+  ReplyAddress,
+} from './channel-adapter.js';
+
+/** The lease as a leased channel uses it: contend, and release on stop. */
+export interface ChannelLease extends HeldLease {
+  start(handlers: LeaseHandlers): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** An event refused because this node no longer holds the platform's connection. */
+export class NotLeaseHolderError extends Error {
+  readonly code = 'not_lease_holder';
+  constructor(channel: ChannelName) {
+    super(`this node no longer holds the ${channel} connection`);
+    this.name = 'NotLeaseHolderError';
+  }
+}
+
+/**
+ * A platform whose connection may be open only once across the servers (Telegram long polling, a
+ * Discord gateway session, Slack Socket Mode), held by whichever node owns its lease.
+ *
+ * The node that wins the lease creates a fresh adapter and starts it; losing the lease stops it.
+ * Every event it hands on is fenced first: the node confirms in Redis that its term is still
+ * current, so a node that was paused past its TTL cannot accept events the new holder is also
+ * receiving (and does not acknowledge them to the platform, which delivers them to the holder).
+ *
+ * Replies do not need the connection: every platform takes them over its REST API, so a second,
+ * never-started adapter sends on every node, and either server's outbox worker can deliver.
+ */
+export class LeasedChannel implements ChannelAdapter {
+  readonly name: ChannelName;
+  private readonly sender: ChannelAdapter;
+  private active: ChannelAdapter | undefined;
+  private activeSince: number | undefined;
+
+  constructor(
+    private readonly options: {
+      name: ChannelName;
+      /** An adapter that is never started: it sends replies (over REST) on every node. */
+      sender: ChannelAdapter;
+      /** A new, unstarted adapter for this platform (one per term: adapters are single-use). */
+      create: () => ChannelAdapter;
+      lease: ChannelLease;
+      logger: Logger;
+      now?: () => number;
+    },
+  ) {
+    this.name = options.name;
+    this.sender = options.sender;
+  }
+
+  async start(sink: ChannelSink, commands: readonly PublishedCommand[]): Promise<void> {
+    const { lease, logger, create } = this.options;
+    const fenced: ChannelSink = {
+      receive: async (event: ChannelEvent) => {
+        if (!(await lease.confirm())) throw new NotLeaseHolderError(this.name);
+        await sink.receive(event);
+      },
+    };
+    await lease.start({
+      acquired: async (term) => {
+        const adapter = create();
+        this.active = adapter;
+        this.activeSince = (this.options.now ?? Date.now)();
+        logger.info({ channel: this.name, fence: term.holder.fence }, 'this node now serves the channel');
+        try {
+          await adapter.start(fenced, commands);
+        } catch (error) {
+          this.active = undefined;
+          this.activeSince = undefined;
+          throw error;
+        }
+      },
+      lost: async (reason) => {
+        const adapter = this.active;
+        this.active = undefined;
+        this.activeSince = undefined;
+        if (!adapter) return;
+        logger.info({ channel: this.name, reason }, 'this node stops serving the channel');
+        await adapter.stop();
+      },
+    });
+  }
+
+  /** Stops the connection, then releases the lease so the other node takes over at once. */
+  stop(): Promise<void> {
+    return this.options.lease.stop();
+  }
+
+  send(address: ReplyAddress, text: string): Promise<void> {
+    return this.sender.send(address, text);
+  }
+
+  async typing(address: ReplyAddress): Promise<void> {
+    await this.sender.typing?.(address);
+  }
+
+  health(): ChannelHealth {
+    const sending = this.sender.health();
+    const sends = {
+      consecutiveSendFailures: sending.consecutiveSendFailures,
+      ...(sending.lastSendAt !== undefined ? { lastSendAt: sending.lastSendAt } : {}),
+    };
+    if (this.active) {
+      return {
+        ...this.active.health(),
+        ...sends,
+        role: 'active',
+        ...(this.activeSince !== undefined ? { roleSince: this.activeSince } : {}),
+      };
+    }
+    return {
+      connected: false,
+      ...sends,
+      ...(sending.lastError !== undefined ? { lastError: sending.lastError } : {}),
+      role: 'standby',
+    };
+  }
+}

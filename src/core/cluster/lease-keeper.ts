@@ -1,0 +1,201 @@
+import type { Logger } from 'pino';
+import type { LeaseTerm, RedisLease } from './redis-lease.js';
+
+/** What runs under a lease: started when this node gains it, stopped when it loses it. */
+export interface LeaseHandlers {
+  acquired(term: LeaseTerm): Promise<void>;
+  /** Must stop acting under the lease before it resolves. */
+  lost(reason: string): Promise<void>;
+}
+
+/** The view of a lease that the code acting under it needs. */
+export interface HeldLease {
+  readonly name: string;
+  /** The term this node holds, if any. */
+  readonly term: LeaseTerm | undefined;
+  /**
+   * The fencing check before an action: true only if this node's term is still the current one
+   * in Redis. A node that was paused past its TTL learns here that it was superseded.
+   */
+  confirm(): Promise<boolean>;
+}
+
+export interface LeaseKeeperOptions {
+  node: string;
+  instance: string;
+  ttlMs: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+/**
+ * Keeps one lease: contends for it while another node holds it (trying again the moment it can
+ * have expired, or at once when its holder announces a release), renews it every quarter TTL
+ * while held, and hands over on `stop()`.
+ *
+ * While Redis cannot be reached the holder keeps its term: no other node can acquire without
+ * Redis, so continuing is safe, and stopping would leave the platform unserved for the whole
+ * outage. When Redis answers again the renewal either confirms the term or reports it lost.
+ */
+export class LeaseKeeper implements HeldLease {
+  readonly name: string;
+  private held: LeaseTerm | undefined;
+  private handlers: LeaseHandlers | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Acquisition, loss and stop never overlap. */
+  private transition: Promise<void> = Promise.resolve();
+  private redisFailing = false;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly lease: RedisLease,
+    private readonly options: LeaseKeeperOptions,
+  ) {
+    this.name = lease.name;
+    this.now = options.now ?? Date.now;
+  }
+
+  get term(): LeaseTerm | undefined {
+    return this.held;
+  }
+
+  /** Starts contending; resolves after the first attempt (and the start it triggered, if won). */
+  async start(handlers: LeaseHandlers): Promise<void> {
+    this.handlers = handlers;
+    this.stopped = false;
+    const failure = await this.tick();
+    if (failure) throw failure;
+  }
+
+  /** Another node released this lease: try now rather than at the next scheduled attempt. */
+  wake(): void {
+    if (this.stopped || this.held) return;
+    this.schedule(0);
+  }
+
+  async confirm(): Promise<boolean> {
+    const term = this.held;
+    if (!term) return false;
+    if (await this.lease.confirm(term)) return true;
+    await this.lose(term, 'superseded by another node');
+    return false;
+  }
+
+  /** Stops what runs under the lease, then releases it so another node takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.serially(async () => {
+      const term = this.held;
+      if (!term) return;
+      this.held = undefined;
+      await this.handlers?.lost('this node is stopping');
+      await this.lease
+        .release(term)
+        .catch((error: unknown) =>
+          this.options.logger.warn(
+            { lease: this.name, err: (error as Error).message },
+            'could not release the lease; it expires by itself',
+          ),
+        );
+    });
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), Math.max(0, delayMs));
+    this.timer.unref();
+  }
+
+  /** One renewal or acquisition attempt; resolves with the error if what runs under it failed to start. */
+  private async tick(): Promise<Error | undefined> {
+    if (this.stopped) return undefined;
+    const { ttlMs } = this.options;
+    const term = this.held;
+    try {
+      if (term) {
+        if (await this.lease.renew(term)) {
+          this.recovered();
+          this.schedule(ttlMs / 4);
+        } else {
+          await this.lose(term, 'taken over by another node');
+          this.schedule(0);
+        }
+        return undefined;
+      }
+      const result = await this.lease.acquire(this.options.node, this.options.instance, this.now());
+      this.recovered();
+      if (result.acquired) {
+        const failure = await this.gain(result.term).then(
+          () => undefined,
+          (error: unknown) => error as Error,
+        );
+        if (failure) {
+          // It cannot start here (bad configuration): leave the lease to the other nodes.
+          this.options.logger.error({ lease: this.name, err: failure }, 'could not start under the lease');
+          this.stopped = true;
+          return failure;
+        }
+        this.schedule(ttlMs / 4);
+      } else {
+        // Try again the moment the holder's term can have run out (its renewals push this out).
+        this.schedule(Math.min(result.expiresInMs + 5, ttlMs / 2));
+      }
+    } catch (error) {
+      if (!this.redisFailing) {
+        this.redisFailing = true;
+        this.options.logger.warn(
+          { lease: this.name, held: this.held !== undefined, err: (error as Error).message },
+          this.held
+            ? 'cannot renew the lease (Redis unreachable); keeping it'
+            : 'cannot contend for the lease',
+        );
+      }
+      this.schedule(ttlMs / 4);
+    }
+    return undefined;
+  }
+
+  private recovered(): void {
+    if (!this.redisFailing) return;
+    this.redisFailing = false;
+    this.options.logger.info({ lease: this.name }, 'Redis answers the lease again');
+  }
+
+  private gain(term: LeaseTerm): Promise<void> {
+    return this.serially(async () => {
+      if (this.stopped) {
+        await this.lease.release(term).catch(() => {});
+        return;
+      }
+      this.held = term;
+      this.options.logger.info({ lease: this.name, fence: term.holder.fence }, 'lease acquired');
+      try {
+        await this.handlers?.acquired(term);
+      } catch (error) {
+        // What runs under the lease could not start here: let another node have it.
+        this.held = undefined;
+        await this.lease.release(term).catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  private lose(term: LeaseTerm, reason: string): Promise<void> {
+    return this.serially(async () => {
+      if (this.held !== term) return;
+      this.held = undefined;
+      this.options.logger.warn({ lease: this.name, fence: term.holder.fence, reason }, 'lease lost');
+      await this.handlers?.lost(reason);
+    });
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    const next = this.transition.then(step);
+    this.transition = next.catch(() => {});
+    return next;
+  }
+}
