@@ -1,7 +1,9 @@
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ChannelAdapter, ChannelName } from './channel-adapter.js';
 import type { ChannelsConfig } from './channels-config.js';
 import { DiscordAdapter } from './discord/discord-adapter.js';
+import { RedisDiscordCursorStore } from './discord/redis-cursor-store.js';
 import { SlackAdapter } from './slack/slack-adapter.js';
 import { TelegramAdapter } from './telegram/telegram-adapter.js';
 
@@ -11,8 +13,14 @@ export interface ChannelFactory {
   create(): ChannelAdapter;
 }
 
+export interface ChannelDeps {
+  logger: Logger;
+  /** With Redis: what the platforms need to share between servers (Discord's read-back cursors). */
+  redis?: { client: Redis; keyPrefix: string };
+}
+
 /** A factory for every configured, enabled platform; none is required. */
-export function channelFactories(config: ChannelsConfig, deps: { logger: Logger }): ChannelFactory[] {
+export function channelFactories(config: ChannelsConfig, deps: ChannelDeps): ChannelFactory[] {
   const factories: ChannelFactory[] = [];
   const { telegram, discord, slack } = config;
   if (telegram?.enabled) {
@@ -21,7 +29,11 @@ export function channelFactories(config: ChannelsConfig, deps: { logger: Logger 
   }
   if (discord?.enabled) {
     const logger = deps.logger.child({ channel: 'discord' });
-    factories.push({ name: 'discord', create: () => new DiscordAdapter({ config: discord, logger }) });
+    const cursors = deps.redis && new RedisDiscordCursorStore(deps.redis.client, deps.redis.keyPrefix);
+    factories.push({
+      name: 'discord',
+      create: () => new DiscordAdapter({ config: discord, logger, ...(cursors ? { cursors } : {}) }),
+    });
   }
   if (slack?.enabled) {
     const logger = deps.logger.child({ channel: 'slack' });
@@ -31,6 +43,6 @@ export function channelFactories(config: ChannelsConfig, deps: { logger: Logger 
 }
 
 /** The adapters of every configured, enabled platform. */
-export function createChannelAdapters(config: ChannelsConfig, deps: { logger: Logger }): ChannelAdapter[] {
+export function createChannelAdapters(config: ChannelsConfig, deps: ChannelDeps): ChannelAdapter[] {
   return channelFactories(config, deps).map((factory) => factory.create());
 }

@@ -17,7 +17,8 @@ export interface OutboundReply {
   text: string;
 }
 
-export type DeliveryOutcome = 'sent' | 'failed_over' | 'retry' | 'lost';
+/** `resent`: delivered by a run that followed a crash mid-delivery, so it may have arrived twice. */
+export type DeliveryOutcome = 'sent' | 'resent' | 'failed_over' | 'retry' | 'lost';
 
 const PLATFORM_NAMES: Record<ChannelName, string> = {
   http: 'The web chat',
@@ -76,7 +77,15 @@ export class ReplyRouter {
       try {
         await primary.send(address, text);
         this.up(address.channel);
-        this.options.onOutcome?.(address.channel, 'sent');
+        if (job.interrupted) {
+          // The platform offers no way to ask whether the earlier run's send landed: sending
+          // again may repeat it (Discord's nonce dedupes; Telegram and Slack have none).
+          logger.warn(
+            { reply: job.id, channel: address.channel },
+            'reply sent again after a crash cut off its delivery; it may have arrived twice',
+          );
+        }
+        this.options.onOutcome?.(address.channel, job.interrupted ? 'resent' : 'sent');
         return { done: true };
       } catch (error) {
         const sendError = asSendError(error);

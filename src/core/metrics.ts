@@ -57,7 +57,7 @@ export class AgentMetrics implements GatewayObserver {
     });
     this.deliveries = new Counter({
       name: 'agent_reply_deliveries_total',
-      help: 'Outbox delivery attempts by the channel a reply was for: sent, failed_over (delivered on another channel), retry, lost (gave up).',
+      help: 'Outbox delivery attempts by the channel a reply was for: sent, resent (after a crash cut off an earlier delivery, so possibly twice), failed_over (delivered on another channel), retry, lost (gave up).',
       labelNames: ['channel', 'outcome'],
       registers,
     });
@@ -85,7 +85,7 @@ export class AgentMetrics implements GatewayObserver {
     this.messages.inc({ channel, direction });
   }
 
-  onDelivery(channel: string, outcome: 'sent' | 'failed_over' | 'retry' | 'lost'): void {
+  onDelivery(channel: string, outcome: 'sent' | 'resent' | 'failed_over' | 'retry' | 'lost'): void {
     this.deliveries.inc({ channel, outcome });
   }
 }

@@ -11,6 +11,12 @@ export interface QueuedJob<T> {
   attempt: number;
   /** Epoch ms when the job was first added. */
   addedAt: number;
+  /**
+   * An earlier run may have been cut off mid-way (its server died): whatever it did before the
+   * crash may already have happened, so a handler with effects outside the agent (a send) knows
+   * this run may repeat one.
+   */
+  interrupted?: boolean;
 }
 
 /** What a handler decides: the job is finished (delivered, or given up), or runs again later. */

@@ -78,7 +78,8 @@ export class LocalDurableQueue<T> implements DurableQueue<T> {
       if (record.t === 'add') {
         if (!this.finished.has(record.id)) {
           this.waiting.set(record.id, {
-            job: { id: record.id, data: record.data, attempt: 1, addedAt: record.at },
+            // Unfinished at the last stop: it may have been running when the process died.
+            job: { id: record.id, data: record.data, attempt: 1, addedAt: record.at, interrupted: true },
             dueAt: this.now(),
           });
         }

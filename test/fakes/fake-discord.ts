@@ -136,6 +136,10 @@ export interface FakeDiscord {
   readonly restLog: string[];
   /** Open gateway connections. */
   readonly connections: number;
+  /** The most gateway connections with a live (identified or resumed) session at any one time. */
+  readonly peakSessions: number;
+  /** MESSAGE_CREATE dispatches written to a live session's socket, by message id. */
+  readonly deliveredMessages: ReadonlySet<string>;
   /** Dispatches MESSAGE_CREATE from a user; returns the message id. */
   sendMessageCreate(input: {
     channelId: string;
@@ -268,6 +272,28 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
 
   const wss = new WebSocketServer({ noServer: true });
   const live = new Set<WebSocket>();
+  /** Every message of each channel (users' and the bot's), oldest first, for GET .../messages. */
+  const history = new Map<string, Record<string, unknown>[]>();
+  const remember = (channelId: string, message: Record<string, unknown>) => {
+    const list = history.get(channelId) ?? [];
+    list.push(message);
+    history.set(channelId, list);
+  };
+  /** Discord's `after` paging: the `limit` (default 50, max 100) oldest messages after it, newest first. */
+  const channelMessages = (channelId: string, query: URLSearchParams) => {
+    const after = BigInt(query.get('after') ?? '0');
+    const limit = Math.min(100, Math.max(1, Number(query.get('limit') ?? 50)));
+    return (history.get(channelId) ?? [])
+      .filter((m) => BigInt(m.id as string) > after)
+      .slice(0, limit)
+      .reverse();
+  };
+  const deliveredMessages = new Set<string>();
+  let peakSessions = 0;
+  const countSessions = () => {
+    const liveSessions = [...sessions.values()].filter((s) => s.socket !== undefined).length;
+    peakSessions = Math.max(peakSessions, liveSessions);
+  };
 
   const dispatch = (t: string, d: unknown) => {
     for (const session of sessions.values()) {
@@ -276,6 +302,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       session.history.push(frame);
       if (session.history.length > 1000) session.history.shift();
       session.socket?.send(JSON.stringify({ op: 0, ...frame }));
+      if (session.socket && t === 'MESSAGE_CREATE') deliveredMessages.add((d as { id: string }).id);
     }
   };
 
@@ -382,6 +409,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       const session: Session = { id: randomBytes(16).toString('hex'), seq: 0, socket, history: [] };
       sessions.set(session.id, session);
       state.session = session;
+      countSessions();
       // READY first, then the guilds, as Discord does; only this session gets them.
       const send = (t: string, data: unknown) => {
         session.seq += 1;
@@ -417,6 +445,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       if (session.socket && session.socket !== socket) session.socket.terminate();
       session.socket = socket;
       state.session = session;
+      countSessions();
       for (const frame of session.history)
         if (frame.s > seq) socket.send(JSON.stringify({ op: 0, ...frame }));
       session.seq += 1;
@@ -535,6 +564,9 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       if (method === 'POST' && parts[2] === 'messages' && parts.length === 3) {
         return createMessage(res, channelId, body);
       }
+      if (method === 'GET' && parts[2] === 'messages' && parts.length === 3) {
+        return json(res, 200, channelMessages(channelId, url.searchParams));
+      }
     }
     if (parts[0] === 'applications' && method === 'PUT') {
       const global = parts.length === 3 && parts[2] === 'commands';
@@ -619,6 +651,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       ...(nonce !== undefined ? { nonce } : {}),
     });
     if (nonce !== undefined) nonces.set(`${channelId}:${nonce}`, { message, at: now });
+    remember(channelId, message);
     json(res, 200, message);
   };
 
@@ -778,6 +811,10 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
     get connections() {
       return live.size;
     },
+    get peakSessions() {
+      return peakSessions;
+    },
+    deliveredMessages,
     token,
     botId,
     applicationId: botId,
@@ -800,14 +837,16 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       const mention = input.mentionsBot === 'nick' ? `<@!${botId}>` : `<@${botId}>`;
       const content = input.mentionsBot ? `${mention} ${input.content}` : input.content;
       const author = userObject(input.authorId, input.authorIsBot ?? false);
+      const message = messageObject({
+        id,
+        channelId: input.channelId,
+        author,
+        content,
+        mentions: input.mentionsBot ? [botUser] : [],
+      });
+      remember(input.channelId, message);
       dispatch('MESSAGE_CREATE', {
-        ...messageObject({
-          id,
-          channelId: input.channelId,
-          author,
-          content,
-          mentions: input.mentionsBot ? [botUser] : [],
-        }),
+        ...message,
         channel_type: guildId === undefined ? 1 : 0,
         ...(guildId !== undefined
           ? {

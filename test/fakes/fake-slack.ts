@@ -76,6 +76,16 @@ export interface FakeSlack {
   readonly clientPings: number;
   /** Open Socket Mode connections. */
   readonly sockets: number;
+  /** The most Socket Mode connections open at any one time. */
+  readonly peakSockets: number;
+  /**
+   * Delivers an Events API payload as Slack does: to the newest connection, again (with a higher
+   * `retry_attempt`) when no ack came within `ackTimeoutMs`, and on the next connection if none is
+   * open, until some client acks it. Returns the envelope id.
+   */
+  publishEvent(payload: unknown, options?: { ackTimeoutMs?: number }): string;
+  /** Published events not acked yet. */
+  readonly unacked: number;
   /** The next `n` Web API calls get 429 with `Retry-After: retryAfterSeconds`. */
   rateLimitNext(n: number, retryAfterSeconds: number): void;
   /** The next `n` calls to `method` get `{ ok: false, error }` (e.g. `not_in_channel`). */
@@ -106,6 +116,31 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   const socketWaiters: (() => void)[] = [];
   const tickets = new Set<string>();
   const sockets = new Set<WebSocket>();
+  let peakSockets = 0;
+  /** Events published with `publishEvent` and not acked yet, oldest first. */
+  const outstanding = new Map<
+    string,
+    { payload: unknown; attempt: number; ackTimeoutMs: number; timer?: NodeJS.Timeout }
+  >();
+  const deliverOutstanding = (envelopeId: string) => {
+    const entry = outstanding.get(envelopeId);
+    const ws = [...sockets].at(-1);
+    if (!entry || !ws) return;
+    clearTimeout(entry.timer);
+    ws.send(
+      JSON.stringify({
+        envelope_id: envelopeId,
+        type: 'events_api',
+        payload: entry.payload,
+        accepts_response_payload: false,
+        retry_attempt: entry.attempt,
+        retry_reason: entry.attempt > 0 ? 'timeout' : '',
+      }),
+    );
+    entry.attempt += 1;
+    entry.timer = setTimeout(() => deliverOutstanding(envelopeId), entry.ackTimeoutMs);
+    entry.timer.unref();
+  };
   const failures = new Map<string, { error: string; left: number }>();
   let rateLimited = 0;
   let retryAfterSeconds = 1;
@@ -133,6 +168,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
 
   function onSocket(ws: WebSocket): void {
     sockets.add(ws);
+    peakSockets = Math.max(peakSockets, sockets.size);
     ws.on('close', () => sockets.delete(ws));
     // ws answers pings with pongs by itself (autoPong); counting them shows the client's heartbeat.
     ws.on('ping', () => {
@@ -150,6 +186,11 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       if (typeof envelopeId !== 'string') return;
       const ack: SocketAck = { envelope_id: envelopeId, payload: (message as { payload?: unknown }).payload };
       acks.push(ack);
+      const entry = outstanding.get(envelopeId);
+      if (entry) {
+        clearTimeout(entry.timer);
+        outstanding.delete(envelopeId);
+      }
       ackWaiters.get(envelopeId)?.(ack);
       ackWaiters.delete(envelopeId);
     });
@@ -164,6 +205,8 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       }),
     );
     for (const resolve of socketWaiters.splice(0)) resolve();
+    // Events no connection acked go to the new one.
+    for (const envelopeId of outstanding.keys()) deliverOutstanding(envelopeId);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -282,6 +325,18 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     get sockets() {
       return sockets.size;
     },
+    get peakSockets() {
+      return peakSockets;
+    },
+    get unacked() {
+      return outstanding.size;
+    },
+    publishEvent(payload, publishOptions = {}) {
+      const envelopeId = randomUUID();
+      outstanding.set(envelopeId, { payload, attempt: 0, ackTimeoutMs: publishOptions.ackTimeoutMs ?? 3000 });
+      deliverOutstanding(envelopeId);
+      return envelopeId;
+    },
     rateLimitNext(n, seconds) {
       rateLimited = n;
       retryAfterSeconds = seconds;
@@ -325,6 +380,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       );
     },
     async close() {
+      for (const entry of outstanding.values()) clearTimeout(entry.timer);
       wss.close();
       if (server.listening) await shut();
     },

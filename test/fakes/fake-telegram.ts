@@ -132,6 +132,8 @@ export interface FakeTelegram {
   /** Every API call with a valid token, faulted ones included. */
   calls: ApiCall[];
   readonly getUpdatesCalls: number;
+  /** Polls ended with 409 because another poller came in: two instances polling one token. */
+  readonly conflicts: number;
   /** The highest update id confirmed by an `offset` (0 before any). */
   readonly acknowledgedUpTo: number;
   /** Updates not confirmed yet. */
@@ -216,6 +218,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
   let nextUpdateId = 700_000_001;
   let acknowledgedUpTo = 0;
   let getUpdatesCalls = 0;
+  let conflicts = 0;
   let listening = false;
   const now = () => Math.floor(Date.now() / 1000);
 
@@ -286,6 +289,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
       });
     // A newer poll wins; the older one learns that another instance is polling.
     for (const waiter of [...waiters]) {
+      conflicts += 1;
       endWaiter(waiter);
       answer(waiter.res, 409, {
         ok: false,
@@ -554,6 +558,9 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     },
     get getUpdatesCalls() {
       return getUpdatesCalls;
+    },
+    get conflicts() {
+      return conflicts;
     },
     get acknowledgedUpTo() {
       return acknowledgedUpTo;

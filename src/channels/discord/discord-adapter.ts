@@ -26,9 +26,11 @@ import {
 } from '../channel-adapter.js';
 import type { DiscordConfig } from '../channels-config.js';
 import { type DiscordBackoff, discordRetryDelay, resolveBackoff } from './discord-backoff.js';
+import { catchUpMissedMessages, type DiscordCursorStore } from './discord-catch-up.js';
 import { commandPayload } from './discord-commands.js';
 import {
   commandText,
+  type InboundMessage,
   ignoreReason,
   inboundCommandSchema,
   inboundMessageSchema,
@@ -53,6 +55,11 @@ export interface DiscordAdapterOptions {
   maxRateLimitWaitMs?: number;
   /** REST request timeout. Default 15 000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * Where each channel's last accepted message is kept (Redis, shared by the servers). With it, a
+   * fresh gateway session first reads back what was posted while no session was connected.
+   */
+  cursors?: DiscordCursorStore;
 }
 
 /** What a slash command shows at once: Discord voids an interaction not answered within 3 s. */
@@ -100,9 +107,14 @@ export class DiscordAdapter implements ChannelAdapter {
   private generation = 0;
   private started = false;
   private stopping: Promise<void> | undefined;
+  private readonly cursors: DiscordCursorStore | undefined;
+  private readingBack = false;
+  private readBackAgain = false;
+  private readBackTimer: NodeJS.Timeout | undefined;
 
   constructor(options: DiscordAdapterOptions) {
     this.config = options.config;
+    this.cursors = options.cursors;
     this.logger = options.logger.child({ channel: 'discord' });
     this.tracker = new HealthTracker(options.now);
     this.backoff = resolveBackoff(options.backoff);
@@ -288,7 +300,52 @@ export class DiscordAdapter implements ChannelAdapter {
   private onConnected(client: Client, how: 'ready' | 'resumed', replayed?: number): void {
     this.tracker.connected();
     this.logger.info({ how, replayed, user: client.user?.tag }, 'discord gateway connected');
+    // A resumed session gets what it missed from Discord; a new one reads it back over REST.
+    if (how === 'ready') this.readBack();
     if (this.registeredScopes.size < this.commandScopes().length) this.track(this.registerCommands(client));
+  }
+
+  /**
+   * Reads back, over REST, each recently active channel's messages after its cursor: what was
+   * posted while no session of this bot was connected, or what the agent could not accept.
+   */
+  private readBack(): void {
+    const botId = this.client?.user?.id;
+    if (!this.cursors || botId === undefined || this.stopping) return;
+    if (this.readingBack) {
+      this.readBackAgain = true;
+      return;
+    }
+    this.readingBack = true;
+    this.track(
+      catchUpMissedMessages({
+        rest: this.rest,
+        cursors: this.cursors,
+        botId,
+        deliver: (event, message) => this.accept(event, message),
+        logger: this.logger,
+      })
+        .catch((error: unknown) => {
+          this.logger.warn({ err: errorText(error) }, 'discord read-back failed; trying again later');
+          this.readBackLater();
+        })
+        .finally(() => {
+          this.readingBack = false;
+          if (this.readBackAgain) {
+            this.readBackAgain = false;
+            this.readBack();
+          }
+        }),
+    );
+  }
+
+  private readBackLater(): void {
+    if (!this.cursors || this.readBackTimer || this.stopping) return;
+    this.readBackTimer = setTimeout(() => {
+      this.readBackTimer = undefined;
+      this.readBack();
+    }, READ_BACK_RETRY_MS);
+    this.readBackTimer.unref();
   }
 
   private commandScopes(): string[] {
@@ -358,7 +415,23 @@ export class DiscordAdapter implements ChannelAdapter {
       this.logger.debug({ messageId: event.eventId }, 'discord message ignored: no text');
       return;
     }
-    await this.deliver(event);
+    await this.accept(event, parsed.data);
+  }
+
+  /** Hands a message's event to the agent and, once accepted, moves its channel's cursor past it. */
+  private async accept(event: ChannelEvent, message: InboundMessage): Promise<boolean> {
+    if (!(await this.deliver(event))) {
+      // Discord will not send it again; a read-back from the cursor will find it once the agent
+      // accepts events again (Redis back, say).
+      this.readBackLater();
+      return false;
+    }
+    await this.cursors
+      ?.advance(message.channelId, message.id, message.guildId)
+      .catch((error: unknown) =>
+        this.logger.warn({ messageId: message.id, err: errorText(error) }, 'discord cursor not saved'),
+      );
+    return true;
   }
 
   private async onInteraction(interaction: Interaction): Promise<void> {
@@ -466,6 +539,7 @@ export class DiscordAdapter implements ChannelAdapter {
 
   private async shutdown(): Promise<void> {
     this.generation += 1;
+    clearTimeout(this.readBackTimer);
     this.stopController.abort();
     const client = this.client;
     this.client = undefined;
@@ -489,6 +563,9 @@ export class DiscordAdapter implements ChannelAdapter {
     this.tracker.disconnected();
   }
 }
+
+/** After an event the agent did not accept, read the channels back this much later. */
+const READ_BACK_RETRY_MS = 10_000;
 
 /** How long stop() waits for discord.js to close its gateway connection. */
 const DESTROY_TIMEOUT_MS = 2000;

@@ -74,6 +74,7 @@ export async function startAdapter(
     backoff: { initialMs: 50, maxMs: 200, receiveAttempts: 4, ...options.backoff },
     ...(options.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: options.maxRateLimitWaitMs } : {}),
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    ...(options.cursors !== undefined ? { cursors: options.cursors } : {}),
   });
   const sink = new RecordingSink();
   await adapter.start(sink, options.commands ?? COMMANDS);
