@@ -90,8 +90,10 @@ export class LeaseKeeper implements HeldLease {
     await this.serially(async () => {
       const term = this.held;
       if (!term) return;
-      this.held = undefined;
+      // Still ours while what runs under it stops: events already in hand are accepted (the
+      // fencing check passes) rather than dropped, and only then does the other node take over.
       await this.handlers?.lost('this node is stopping');
+      this.held = undefined;
       await this.lease
         .release(term)
         .catch((error: unknown) =>
