@@ -34,6 +34,8 @@ export interface FakeGuild {
 }
 
 export interface FakeDiscordOptions {
+  /** The address to listen on. Default 127.0.0.1. */
+  host?: string;
   /** The bot token the fake accepts. Default a fixed fake token. */
   token?: string;
   /** Port to listen on (down()/up() reuse it). Default: a free one. */
@@ -781,10 +783,11 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
   // ---------------------------------------------------------------- lifecycle
 
   let port = options.port ?? 0;
+  const host = options.host ?? '127.0.0.1';
   const listen = async () => {
-    port = await listenLocal(server, port);
+    port = await listenLocal(server, port, host);
   };
-  const gatewayUrl = () => `ws://127.0.0.1:${port}`;
+  const gatewayUrl = () => `ws://${host}:${port}`;
   const stopListening = () =>
     new Promise<void>((resolve) => {
       for (const socket of live) socket.terminate();
@@ -797,10 +800,10 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
 
   return {
     get url() {
-      return `http://127.0.0.1:${port}`;
+      return `http://${host}:${port}`;
     },
     get apiRoot() {
-      return `http://127.0.0.1:${port}/api`;
+      return `http://${host}:${port}/api`;
     },
     get gatewayUrl() {
       return gatewayUrl();

@@ -89,6 +89,8 @@ export interface RecordedRequest {
 }
 
 export interface FakeOpenAiOptions {
+  /** The address to listen on. Default 127.0.0.1. */
+  host?: string;
   /** The reply for a request; default echoes the last user message. */
   reply?: (body: RecordedRequest['body']) => string;
   /** Milliseconds before answering, to keep turns in flight. */
@@ -262,10 +264,11 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     });
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
   return {
     url,
     baseURL: `${url}/v1`,

@@ -17,6 +17,8 @@ import { listenLocal } from '../support/listen.js';
  */
 
 export interface FakeSlackOptions {
+  /** The address to listen on. Default 127.0.0.1. */
+  host?: string;
   botToken?: string;
   appToken?: string;
   botUserId?: string;
@@ -147,6 +149,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   let clientPings = 0;
   let tsCounter = 0;
   let port = options.port ?? 0;
+  const host = options.host ?? '127.0.0.1';
 
   const wss = new WebSocketServer({ noServer: true });
   const server: Server = createServer((req, res) => {
@@ -269,7 +272,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       case 'apps.connections.open': {
         const ticket = randomUUID();
         tickets.add(ticket);
-        return answer({ ok: true, url: `ws://127.0.0.1:${port}/socket?ticket=${ticket}&app_id=AFAKE0001` });
+        return answer({ ok: true, url: `ws://${host}:${port}/socket?ticket=${ticket}&app_id=AFAKE0001` });
       }
       case 'chat.postMessage': {
         const channel = params.channel;
@@ -294,7 +297,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   }
 
   const listen = async () => {
-    port = await listenLocal(server, port);
+    port = await listenLocal(server, port, host);
   };
   const shut = () =>
     new Promise<void>((resolve) => {
@@ -305,7 +308,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     });
 
   await listen();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
 
   return {
     url,

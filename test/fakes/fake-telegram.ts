@@ -104,6 +104,8 @@ export interface PushTextOptions {
 }
 
 export interface FakeTelegramOptions {
+  /** The address to listen on. Default 127.0.0.1. */
+  host?: string;
   /** Default `123456789:AAFakeTokenForTestsOnly_abcdefghij`. */
   token?: string;
   botId?: number;
@@ -132,7 +134,10 @@ export interface FakeTelegram {
   /** Every API call with a valid token, faulted ones included. */
   calls: ApiCall[];
   readonly getUpdatesCalls: number;
-  /** Polls ended with 409 because another poller came in: two instances polling one token. */
+  /**
+   * Polls ended with 409 by a poll from another address: two instances polling one token. (One
+   * process's own abandoned poll ended by its next one, as on stopping, is not counted.)
+   */
   readonly conflicts: number;
   /** The highest update id confirmed by an `offset` (0 before any). */
   readonly acknowledgedUpTo: number;
@@ -182,6 +187,8 @@ const badRequest = (description: string) =>
   new ApiFailure({ error_code: 400, description: `Bad Request: ${description}` });
 
 interface Waiter {
+  /** The client's address. */
+  from: string | undefined;
   offset: number;
   limit: number;
   res: ServerResponse;
@@ -196,6 +203,7 @@ interface ChatState {
 }
 
 export async function startFakeTelegram(options: FakeTelegramOptions = {}): Promise<FakeTelegram> {
+  const host = options.host ?? '127.0.0.1';
   const token = options.token ?? DEFAULT_TOKEN;
   const bot = {
     id: options.botId ?? Number(token.split(':')[0]),
@@ -288,8 +296,9 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
           "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
       });
     // A newer poll wins; the older one learns that another instance is polling.
+    const from = res.req?.socket.remoteAddress;
     for (const waiter of [...waiters]) {
-      conflicts += 1;
+      if (waiter.from !== from) conflicts += 1;
       endWaiter(waiter);
       answer(waiter.res, 409, {
         ok: false,
@@ -305,6 +314,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     const updates = available(offset, limit);
     if (updates.length > 0 || timeout === 0) return deliver(updates);
     const waiter: Waiter = {
+      from,
       offset,
       limit,
       res,
@@ -481,7 +491,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
   }
 
   async function listen(port: number): Promise<number> {
-    const bound = await listenLocal(server, port);
+    const bound = await listenLocal(server, port, host);
     listening = true;
     return bound;
   }
@@ -546,7 +556,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
   }
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     token,
     bot,
     sent,

@@ -19,9 +19,14 @@ export interface AgentProcess {
 export async function startAgentProcess(
   env: Record<string, string>,
   timeoutMs = 15_000,
+  /** Runs it inside a network namespace (`ip netns exec NAME`), listening on `host`. */
+  netns?: { name: string; host: string },
 ): Promise<AgentProcess> {
   const port = env.HTTP_PORT ?? String(await freePort());
-  const child = spawn(process.execPath, [MAIN_JS, 'start'], {
+  const [command, args] = netns
+    ? ['ip', ['netns', 'exec', netns.name, process.execPath, MAIN_JS, 'start']]
+    : [process.execPath, [MAIN_JS, 'start']];
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? '', LOCAL_LLM_PROBE: 'false', ...env, HTTP_PORT: port },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -44,7 +49,7 @@ export async function startAgentProcess(
     child.on('message', (message) => {
       if (message !== 'ready') return;
       clearTimeout(timer);
-      resolvePromise({ child, url: `http://127.0.0.1:${port}`, output, exited });
+      resolvePromise({ child, url: `http://${netns?.host ?? '127.0.0.1'}:${port}`, output, exited });
     });
     void exited.then((code) => {
       clearTimeout(timer);

@@ -9,6 +9,8 @@ export interface TestRedis {
   port: number;
   url: string;
   dir: string;
+  /** The URL on another address it listens on (`alsoBind`). */
+  urlOn(address: string): string;
   /** SHUTDOWN (which fsyncs the AOF) and start again on the same port and directory. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -18,7 +20,7 @@ export interface TestRedis {
  * A private redis-server on a free port, with AOF fsync'd on every write as the README
  * recommends, so tests never touch (or depend on) the machine's own Redis.
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: { alsoBind?: string } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'agent-redis-'));
   let child: ChildProcess | undefined;
@@ -30,7 +32,9 @@ export async function startRedis(): Promise<TestRedis> {
         '--port',
         String(port),
         '--bind',
-        '127.0.0.1',
+        options.alsoBind ? `127.0.0.1 ${options.alsoBind}` : '127.0.0.1',
+        // Clients in a network namespace come from a non-loopback address.
+        ...(options.alsoBind ? ['--protected-mode', 'no'] : []),
         '--dir',
         dir,
         '--save',
@@ -64,6 +68,7 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    urlOn: (address) => `redis://${address}:${port}`,
     dir,
     async restart() {
       await shutdown();
