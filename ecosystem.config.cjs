@@ -12,17 +12,18 @@ module.exports = {
       // Resolve `script` and relative paths (the default DATA_DIR `data`) against the repository,
       // not against wherever `pm2` happens to be run from.
       cwd: __dirname,
-      // One process: the default append-only memory (DATA_DIR) has a single writer. Scale out with
-      // separate apps sharing REDIS_URL rather than cluster mode.
+      // One process per server: the default append-only memory (DATA_DIR) has a single writer. For
+      // two servers, run this same file on each with REDIS_SENTINELS (or REDIS_URL) and its own
+      // NODE_ID and CLUSTER_ADVERTISE_URL (docs/deploy.md); not PM2's cluster mode.
       exec_mode: 'fork',
       instances: 1,
       // The agent calls process.send('ready') once it listens; PM2 shows it `launching` until then
       // (and `pm2 start` waits for it), giving up and marking it online after listen_timeout.
       wait_ready: true,
       listen_timeout: 15_000,
-      // On stop/restart PM2 sends SIGINT and the agent drains in-flight turns for up to
-      // shutdown.graceMs (default 8000 ms) before closing. This must be longer, or PM2 SIGKILLs it
-      // mid-drain.
+      // On stop/restart PM2 sends SIGINT: the agent releases its platform connections to the other
+      // server at once, then drains in-flight turns for up to shutdown.graceMs (default 8000 ms)
+      // before closing. This must be longer, or PM2 SIGKILLs it mid-drain.
       kill_timeout: 10_000,
       autorestart: true,
       // Exit code 78 is a configuration error: restarting cannot fix it, so PM2 stops and the
