@@ -14,7 +14,12 @@ import type {
 export interface ChannelLease extends HeldLease {
   start(handlers: LeaseHandlers): Promise<void>;
   stop(): Promise<void>;
+  /** Releases the lease to another node and stays out of the contest for `pauseMs`. */
+  handOver(reason: string, pauseMs: number): Promise<void>;
 }
+
+/** What one health check found or did. */
+export type LeasedChannelCheck = 'connected' | 'standby' | 'disconnected' | 'handed over';
 
 /** An event refused because this node no longer holds the platform's connection. */
 export class NotLeaseHolderError extends Error {
@@ -42,6 +47,8 @@ export class LeasedChannel implements ChannelAdapter {
   private readonly sender: ChannelAdapter;
   private active: ChannelAdapter | undefined;
   private activeSince: number | undefined;
+  /** While active: when the connection was first seen down (by a health check). */
+  private downSince: number | undefined;
 
   constructor(
     private readonly options: {
@@ -103,6 +110,33 @@ export class LeasedChannel implements ChannelAdapter {
 
   async typing(address: ReplyAddress): Promise<void> {
     await this.sender.typing?.(address);
+  }
+
+  /**
+   * The channel health check, run on every node: a node that holds the connection but has not
+   * been connected to the platform for `afterMs` (its own route to the platform is broken, say)
+   * hands it to another node that is up, and stays out for twice that long; if no other node took
+   * it by then, it serves it again.
+   */
+  async checkHealth(afterMs: number, anotherNodeUp: boolean): Promise<LeasedChannelCheck> {
+    const now = (this.options.now ?? Date.now)();
+    if (!this.active) {
+      this.downSince = undefined;
+      return 'standby';
+    }
+    if (this.active.health().connected) {
+      this.downSince = undefined;
+      return 'connected';
+    }
+    this.downSince ??= now;
+    if (now - this.downSince < afterMs || !anotherNodeUp) return 'disconnected';
+    this.downSince = undefined;
+    this.options.logger.warn(
+      { channel: this.name, downForMs: afterMs },
+      'cannot reach the platform from this node; handing the connection to another node',
+    );
+    await this.options.lease.handOver(`not connected for ${afterMs} ms`, afterMs * 2);
+    return 'handed over';
   }
 
   health(): ChannelHealth {

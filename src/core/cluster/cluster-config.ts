@@ -17,6 +17,11 @@ export const clusterSchema = z
      * After a crash the other server takes over within this time. Default 2000 ms.
      */
     leaseTtlMs: z.number().int().min(500).max(60_000).default(2000),
+    /**
+     * A node holding a platform connection that has been down this long (it cannot reach the
+     * platform) hands it to another node that is up. Checked every 5 s. Default 30 000 ms.
+     */
+    handOverAfterMs: z.number().int().min(1000).max(3_600_000).default(30_000),
     /** How often a node writes its heartbeat; it counts as down after three missed. Default 1000 ms. */
     heartbeatEveryMs: z.number().int().min(100).max(60_000).default(1000),
     /**

@@ -33,9 +33,10 @@ export interface LeaseKeeperOptions {
  * have expired, or at once when its holder announces a release), renews it every quarter TTL
  * while held, and hands over on `stop()`.
  *
- * While Redis cannot be reached the holder keeps its term: no other node can acquire without
- * Redis, so continuing is safe, and stopping would leave the platform unserved for the whole
- * outage. When Redis answers again the renewal either confirms the term or reports it lost.
+ * A holder that has not renewed within the TTL (Redis unreachable, or this process paused) gives
+ * the term up on its own: by then the key may have expired and another node may hold it, and
+ * stepping down first is what keeps two nodes from serving a platform at once. A Redis restart
+ * shorter than the TTL keeps the term (the renewal restores it while no one else acquired).
  */
 export class LeaseKeeper implements HeldLease {
   readonly name: string;
@@ -46,6 +47,10 @@ export class LeaseKeeper implements HeldLease {
   /** Acquisition, loss and stop never overlap. */
   private transition: Promise<void> = Promise.resolve();
   private redisFailing = false;
+  /** Until when the current term is certainly ours: the start of its last renewal plus the TTL. */
+  private validUntil = 0;
+  /** After a hand-over: no contending before this. */
+  private pausedUntil = 0;
   private readonly now: () => number;
 
   constructor(
@@ -70,13 +75,17 @@ export class LeaseKeeper implements HeldLease {
 
   /** Another node released this lease: try now rather than at the next scheduled attempt. */
   wake(): void {
-    if (this.stopped || this.held) return;
+    if (this.stopped || this.held || this.now() < this.pausedUntil) return;
     this.schedule(0);
   }
 
   async confirm(): Promise<boolean> {
     const term = this.held;
     if (!term) return false;
+    if (this.now() >= this.validUntil) {
+      await this.lose(term, 'not renewed within the lease TTL');
+      return false;
+    }
     if (await this.lease.confirm(term)) return true;
     await this.lose(term, 'superseded by another node');
     return false;
@@ -87,12 +96,30 @@ export class LeaseKeeper implements HeldLease {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.serially(async () => {
+    await this.releaseHeld('this node is stopping');
+  }
+
+  /**
+   * Gives the lease to another node (this one cannot serve it well, e.g. it cannot reach the
+   * platform) and stays out of the contest for `pauseMs`, after which it contends again: if no
+   * other node took it meanwhile, this one serves it again.
+   */
+  async handOver(reason: string, pauseMs: number): Promise<void> {
+    if (this.stopped || !this.held) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pausedUntil = this.now() + pauseMs;
+    await this.releaseHeld(reason);
+    this.schedule(pauseMs);
+  }
+
+  private releaseHeld(reason: string): Promise<void> {
+    return this.serially(async () => {
       const term = this.held;
       if (!term) return;
       // Still ours while what runs under it stops: events already in hand are accepted (the
       // fencing check passes) rather than dropped, and only then does the other node take over.
-      await this.handlers?.lost('this node is stopping');
+      await this.handlers?.lost(reason);
       this.held = undefined;
       await this.lease
         .release(term)
@@ -117,9 +144,11 @@ export class LeaseKeeper implements HeldLease {
     if (this.stopped) return undefined;
     const { ttlMs } = this.options;
     const term = this.held;
+    const attemptAt = this.now();
     try {
       if (term) {
         if (await this.lease.renew(term)) {
+          this.validUntil = attemptAt + ttlMs;
           this.recovered();
           this.schedule(ttlMs / 4);
         } else {
@@ -128,9 +157,14 @@ export class LeaseKeeper implements HeldLease {
         }
         return undefined;
       }
-      const result = await this.lease.acquire(this.options.node, this.options.instance, this.now());
+      if (attemptAt < this.pausedUntil) {
+        this.schedule(this.pausedUntil - attemptAt);
+        return undefined;
+      }
+      const result = await this.lease.acquire(this.options.node, this.options.instance, attemptAt);
       this.recovered();
       if (result.acquired) {
+        this.validUntil = attemptAt + ttlMs;
         const failure = await this.gain(result.term).then(
           () => undefined,
           (error: unknown) => error as Error,
@@ -152,10 +186,13 @@ export class LeaseKeeper implements HeldLease {
         this.options.logger.warn(
           { lease: this.name, held: this.held !== undefined, err: (error as Error).message },
           this.held
-            ? 'cannot renew the lease (Redis unreachable); keeping it'
+            ? 'cannot renew the lease (Redis unreachable); giving it up if this lasts the TTL'
             : 'cannot contend for the lease',
         );
       }
+      const held = this.held;
+      // Step down once the term may have expired: another node may hold it by now.
+      if (held && this.now() >= this.validUntil) await this.lose(held, 'not renewed within the lease TTL');
       this.schedule(ttlMs / 4);
     }
     return undefined;
