@@ -1,8 +1,9 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { createProvider } from '../providers/create-provider.js';
 import { redactConfig } from './config/load-config.js';
 import type { AgentConfig } from './config/schema.js';
+import { isRedisConfigured } from './redis/redis-connection.js';
+import { checkRedisDependency } from './redis/redis-doctor.js';
 
 export interface Finding {
   check: string;
@@ -19,7 +20,7 @@ export interface Finding {
  */
 export async function runDoctor(config: Readonly<AgentConfig>): Promise<Finding[]> {
   const findings: Finding[] = [];
-  if (config.redis.url) findings.push(...(await checkRedis(config.redis.url)));
+  if (isRedisConfigured(config)) findings.push(...(await checkRedisDependency(config.redis)));
   else findings.push(checkDataDir(config.memory.dataDir));
 
   if (config.providers.length === 0) {
@@ -67,66 +68,6 @@ function checkDataDir(dataDir: string): Finding {
       detail: `${dataDir} is not writable (${(error as NodeJS.ErrnoException).code})`,
       fix: 'set DATA_DIR to a directory the agent may write, or fix its permissions',
     };
-  }
-}
-
-async function checkRedis(url: string): Promise<Finding[]> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 3000,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    const info = await redis.info('server');
-    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
-    const findings: Finding[] = [
-      { check: 'redis', ok: true, severity: 'info', detail: `answers, version ${version}` },
-    ];
-    try {
-      const [, appendonly] = (await redis.config('GET', 'appendonly')) as string[];
-      const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
-      findings.push({
-        check: 'redis appendonly',
-        ok: appendonly === 'yes',
-        severity: 'warning',
-        detail: `appendonly ${appendonly}`,
-        ...(appendonly === 'yes'
-          ? {}
-          : { fix: 'set `appendonly yes` (and `appendfsync always` for no loss on a Redis crash)' }),
-      });
-      findings.push({
-        check: 'redis maxmemory-policy',
-        ok: policy === 'noeviction',
-        severity: 'warning',
-        detail: `maxmemory-policy ${policy}`,
-        ...(policy === 'noeviction'
-          ? {}
-          : { fix: 'set `maxmemory-policy noeviction` so Redis never drops conversation keys' }),
-      });
-    } catch {
-      findings.push({
-        check: 'redis config',
-        ok: true,
-        severity: 'warning',
-        detail: 'CONFIG GET is not allowed; check AOF and maxmemory-policy by hand',
-      });
-    }
-    return findings;
-  } catch (error) {
-    return [
-      {
-        check: 'redis',
-        ok: false,
-        severity: 'error',
-        detail: `does not answer: ${(error as Error).message}`,
-        fix: 'start Redis or correct REDIS_URL',
-      },
-    ];
-  } finally {
-    redis.disconnect();
   }
 }
 

@@ -1,10 +1,18 @@
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { type DurableQueue, type JobHandler, type QueueOptions, retryDelayMs } from './durable-queue.js';
 
+/** How long a job stays locked to a worker that stopped renewing (it died). */
+const STALLED_LOCK_MS = 6000;
+
 export interface BullMqDurableQueueOptions extends QueueOptions {
   name: string;
-  redisUrl: string;
+  /**
+   * Where Redis is (`redisConnectionOptions`): one server or a Sentinel group. Each BullMQ
+   * connection is built from a copy with its own settings, never from a shared client.
+   */
+  connection: RedisOptions;
   /** BullMQ's key prefix; the agent's `redis.keyPrefix`, so several agents can share one Redis. */
   prefix: string;
   logger: Logger;
@@ -27,7 +35,7 @@ export class BullMqDurableQueue<T> implements DurableQueue<T> {
     this.name = options.name;
     this.queue = new Queue(options.name, {
       // Fail an add quickly while Redis is away: the platform then delivers the event again.
-      connection: { ...redisOptions(options.redisUrl), enableOfflineQueue: false, maxRetriesPerRequest: 1 },
+      connection: { ...options.connection, enableOfflineQueue: false, maxRetriesPerRequest: 1 },
       prefix: options.prefix,
     });
     this.queue.on('error', (error) =>
@@ -56,15 +64,26 @@ export class BullMqDurableQueue<T> implements DurableQueue<T> {
           data: job.data as T,
           attempt: Math.max(1, job.attemptsStarted),
           addedAt: job.timestamp,
+          // Moved back from a worker that stopped renewing its lock: that worker's server died.
+          ...(job.stalledCounter > 0 ? { interrupted: true } : {}),
         });
         if ('done' in result) return;
         await job.moveToDelayed(Date.now() + Math.max(1, result.retryInMs), token);
         throw new DelayedError();
       },
       {
-        connection: { ...redisOptions(this.options.redisUrl), maxRetriesPerRequest: null },
+        // Blocking reads must wait out a reconnect (a failover) instead of failing.
+        connection: { ...this.options.connection, maxRetriesPerRequest: null },
         prefix: this.options.prefix,
         concurrency: this.options.concurrency,
+        // A job whose server died is handed to another worker once its lock lapses (renewed every
+        // half lock while the job runs, so a long turn keeps it) and the stalled check runs:
+        // seconds, not BullMQ's default of up to a minute. The pipeline's event claim keeps a
+        // handed-over turn from running twice at once.
+        lockDuration: STALLED_LOCK_MS,
+        stalledInterval: STALLED_LOCK_MS / 2,
+        // However often servers die under a job, it stays queued until it completes.
+        maxStalledCount: Number.MAX_SAFE_INTEGER,
         settings: {
           backoffStrategy: (attemptsMade: number) => retryDelayMs(attemptsMade, this.options),
         },
@@ -103,25 +122,4 @@ function toJobId(id: string): string {
 
 function fromJobId(jobId: string): string {
   return jobId.replace(/%3A/g, ':').replace(/%25/g, '%');
-}
-
-/** ioredis options from a redis:// or rediss:// URL (BullMQ takes options, not our client). */
-export function redisOptions(url: string): {
-  host: string;
-  port: number;
-  username?: string;
-  password?: string;
-  db?: number;
-  tls?: object;
-} {
-  const parsed = new URL(url);
-  const db = Number(parsed.pathname.replace(/^\//, '') || '0');
-  return {
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(parsed.port || 6379),
-    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-    ...(db > 0 ? { db } : {}),
-    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
-  };
 }

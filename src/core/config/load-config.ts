@@ -192,6 +192,10 @@ const FIX_HINTS: Record<string, string> = {
   'memory.dataDir': 'set DATA_DIR to a writable directory',
   'redis.url': 'set REDIS_URL like redis://:password@host:6379/0, or unset it to use the local log',
   'redis.keyPrefix': 'use letters, digits, "_", "." or "-"',
+  'redis.sentinels':
+    'set REDIS_SENTINELS to comma-separated host:port pairs, e.g. 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379',
+  'redis.masterName':
+    "set REDIS_MASTER_NAME to the name in the sentinels' `sentinel monitor <name> ...` line",
   'log.level': 'set LOG_LEVEL to one of fatal, error, warn, info, debug, trace, silent',
   'localProbe.enabled': 'set LOCAL_LLM_PROBE to true or false',
   'channels.telegram.botToken':
@@ -303,6 +307,8 @@ export function collectSecrets(config: Readonly<AgentConfig>): string[] {
     const password = safePassword(config.redis.url);
     if (password) secrets.push(password);
   }
+  if (config.redis.password) secrets.push(config.redis.password);
+  if (config.redis.sentinelPassword) secrets.push(config.redis.sentinelPassword);
   for (const provider of config.providers) if (provider.apiKey) secrets.push(provider.apiKey);
   const { telegram, discord, slack } = config.channels;
   for (const value of [

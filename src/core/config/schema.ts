@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { CHANNELS_DEFAULTS, channelsSchema } from '../../channels/channels-config.js';
 import { budgetConfigSchema } from '../../providers/budget/budget-config.js';
+import { CLUSTER_DEFAULTS, clusterSchema } from '../cluster/cluster-config.js';
+import { parseHostPort } from '../redis/host-port.js';
 import { gatewaySchema, routingFields } from './gateway-schema.js';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -124,9 +126,25 @@ export const configSchema = z
         retainTurns: z.number().int().min(1).max(100_000).default(500),
         /** How long an inbound event id is remembered for deduplication. Default one day. */
         dedupeTtlSeconds: z.number().int().min(60).default(86_400),
+        /**
+         * Summarises each person's turns older than `context.maxTurns` with the provider; the
+         * summary is sent ahead of the recent turns. On by default, every 10 minutes.
+         */
+        compaction: z
+          .object({
+            enabled: z.boolean().default(true),
+            everyMs: z.number().int().min(1000).default(600_000),
+          })
+          .strict()
+          .default({ enabled: true, everyMs: 600_000 }),
       })
       .strict()
-      .default({ dataDir: 'data', retainTurns: 500, dedupeTtlSeconds: 86_400 }),
+      .default({
+        dataDir: 'data',
+        retainTurns: 500,
+        dedupeTtlSeconds: 86_400,
+        compaction: { enabled: true, everyMs: 600_000 },
+      }),
     context: z
       .object({
         /** Most turns (a message and its reply) sent as context. Default 20. */
@@ -138,11 +156,35 @@ export const configSchema = z
       .default({ maxTurns: 20, maxTokens: 6000 }),
     redis: z
       .object({
-        /** When set, memory and dedupe live in Redis. */
+        /** When set, memory and dedupe live in Redis. Set this or `sentinels`, not both. */
         url: z
           .string()
           .regex(/^rediss?:\/\/.+/, 'must start with redis:// or rediss://')
           .optional(),
+        /**
+         * Redis Sentinel addresses ("host:port"). When set, the agent asks them for the current
+         * primary of `masterName` and follows it through failovers. Set this or `url`, not both.
+         */
+        sentinels: z
+          .array(
+            z
+              .string()
+              .refine(
+                (text) => parseHostPort(text) !== undefined,
+                'must be "host:port", e.g. 10.0.0.5:26379',
+              ),
+          )
+          .min(1, 'must list at least one sentinel')
+          .optional(),
+        /** The name the sentinels monitor the primary under (`sentinel monitor <name> ...`). Default "mymaster". */
+        masterName: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, "_", "." or "-"')
+          .default('mymaster'),
+        /** The Redis password: with `sentinels`, the primary's (and replicas'); with `url`, when the URL has none. */
+        password: z.string().min(1).optional(),
+        /** The sentinels' own password (`requirepass` in sentinel.conf), when they have one. */
+        sentinelPassword: z.string().min(1).optional(),
         /** Prefix of every key, so several agents can share one Redis. Default "agent". */
         keyPrefix: z
           .string()
@@ -150,7 +192,9 @@ export const configSchema = z
           .default('agent'),
       })
       .strict()
-      .default({ keyPrefix: 'agent' }),
+      .default({ keyPrefix: 'agent', masterName: 'mymaster' }),
+    /** Several servers on one Redis: node id, lease timing, mesh address. */
+    cluster: clusterSchema.default(CLUSTER_DEFAULTS),
     /** The LLM providers the gateway chooses among; `priority` order is their order here. */
     providers: z.array(providerSchema).default([]),
     gateway: gatewaySchema.default(gatewaySchema.parse({})),
@@ -190,6 +234,18 @@ export const configSchema = z
       })
       .strict()
       .default({ graceMs: 8000 }),
+    /** Maintenance jobs (memory compaction, budget roll-up, health probes). */
+    jobs: z
+      .object({
+        /** Tries per run of a cluster job (BullMQ), the first included. Default 3. */
+        attempts: z.number().int().min(1).max(20).default(3),
+        /** Delay before a failed run's first retry, doubling for each further one. Default 5 s. */
+        backoffMs: z.number().int().min(1).max(3_600_000).default(5000),
+        /** Failed runs in a row of one job that raise an alert (logged at error level). Default 3. */
+        alertAfterFailures: z.number().int().min(1).max(1000).default(3),
+      })
+      .strict()
+      .default({ attempts: 3, backoffMs: 5000, alertAfterFailures: 3 }),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -203,6 +259,7 @@ export const configSchema = z
         },
       });
     }
+    checkRedisSettings(config.redis, ctx);
     const seen = new Set<string>();
     config.providers.forEach((provider, index) => {
       if (seen.has(provider.id)) {
@@ -226,6 +283,55 @@ export const configSchema = z
       }
     });
   });
+
+/** One Redis (`url`) or a Sentinel group (`sentinels`), and passwords only where they are used. */
+function checkRedisSettings(
+  redis: { url?: string; sentinels?: string[]; password?: string; sentinelPassword?: string },
+  ctx: z.RefinementCtx,
+): void {
+  if (redis.url !== undefined && redis.sentinels !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'sentinels'],
+      message: 'is set together with redis.url; the agent uses one Redis or one Sentinel group',
+      params: {
+        fix: 'unset REDIS_URL to use Sentinel, or unset REDIS_SENTINELS to use the one Redis at REDIS_URL',
+      },
+    });
+  }
+  if (redis.sentinelPassword !== undefined && redis.sentinels === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'sentinelPassword'],
+      message: 'is set but redis.sentinels is not',
+      params: { fix: 'set REDIS_SENTINELS to the sentinels it belongs to, or unset REDIS_SENTINEL_PASSWORD' },
+    });
+  }
+  if (redis.password === undefined) return;
+  if (redis.url === undefined && redis.sentinels === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'password'],
+      message: 'is set but neither redis.url nor redis.sentinels is',
+      params: { fix: 'set REDIS_URL or REDIS_SENTINELS, or unset REDIS_PASSWORD' },
+    });
+  } else if (redis.url !== undefined && urlHasPassword(redis.url)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'password'],
+      message: 'is set while redis.url carries a password too',
+      params: { fix: 'keep the password in one place: in REDIS_URL or in REDIS_PASSWORD' },
+    });
+  }
+}
+
+function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
+}
 
 export type AgentConfig = z.infer<typeof configSchema>;
 export type ProviderConfig = z.infer<typeof providerSchema>;

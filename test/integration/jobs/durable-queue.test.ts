@@ -47,7 +47,13 @@ const backends: Backend[] = [
   {
     name: 'BullMQ',
     open: (scope) =>
-      new BullMqDurableQueue({ name: scope, redisUrl: redis.url, prefix: 'test', logger, ...timing }),
+      new BullMqDurableQueue({
+        name: scope,
+        connection: { host: '127.0.0.1', port: redis.port },
+        prefix: 'test',
+        logger,
+        ...timing,
+      }),
   },
 ];
 
@@ -145,7 +151,13 @@ describe('BullMQ queue shared by two processes', () => {
   it('hands each job to exactly one of two workers', async () => {
     const name = `shared-${Date.now()}`;
     const open = () =>
-      new BullMqDurableQueue<{ n: number }>({ name, redisUrl: redis.url, prefix: 'test', logger, ...timing });
+      new BullMqDurableQueue<{ n: number }>({
+        name,
+        connection: { host: '127.0.0.1', port: redis.port },
+        prefix: 'test',
+        logger,
+        ...timing,
+      });
     const a = open();
     const b = open();
     const seen: string[] = [];
