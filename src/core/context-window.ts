@@ -15,6 +15,17 @@ export function estimateTokens(text: string): number {
 }
 
 /**
+ * The system prompt with a person's summary of their older turns (memory compaction) appended
+ * as a note, so the model reads it before the recent turns.
+ */
+export function withSummary(systemPrompt: string, summary: string | undefined): string {
+  if (!summary) return systemPrompt;
+  return `${systemPrompt}\n\n${SUMMARY_HEADING}\n${summary}`;
+}
+
+export const SUMMARY_HEADING = 'Summary of this conversation before the messages below:';
+
+/**
  * The messages for one agent turn: the newest turns that fit both the turn limit and the token
  * budget (system prompt and new message counted first), oldest first, then the new message.
  */

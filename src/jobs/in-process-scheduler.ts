@@ -1,5 +1,12 @@
 import type { Logger } from 'pino';
-import type { JobDefinition, JobOutcome, JobScheduler } from './job-scheduler.js';
+import {
+  checkJobDefinition,
+  errorMessage,
+  type JobAlert,
+  type JobDefinition,
+  type JobOutcome,
+  type JobScheduler,
+} from './job-scheduler.js';
 
 interface ScheduledJob {
   definition: JobDefinition;
@@ -8,21 +15,41 @@ interface ScheduledJob {
   outcome: JobOutcome;
 }
 
+export interface InProcessSchedulerOptions {
+  /** This node's name in outcomes. Default: none shown. */
+  nodeId?: string;
+  /** Failed runs in a row that call `onAlert`. Default 3. */
+  alertAfterFailures?: number;
+  /** Called at `alertAfterFailures` failed runs in a row, and on each further one. Default: none. */
+  onAlert?: JobAlert;
+}
+
 /**
  * Timers in this process. A run never overlaps the previous run of the same job: a slow run
- * makes the next one skip its turn rather than pile up.
+ * makes the next one skip its turn rather than pile up. A failed run is not retried; the next
+ * turn runs as scheduled.
  */
 export class InProcessScheduler implements JobScheduler {
   private readonly jobs = new Map<string, ScheduledJob>();
   private readonly abort = new AbortController();
+  private readonly alertAfter: number;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly options: InProcessSchedulerOptions = {},
+  ) {
+    this.alertAfter = options.alertAfterFailures ?? 3;
+    if (!Number.isInteger(this.alertAfter) || this.alertAfter < 1) {
+      throw new RangeError(`alertAfterFailures must be an integer >= 1, got ${options.alertAfterFailures}`);
+    }
+  }
 
   add(definition: JobDefinition): void {
+    checkJobDefinition(definition);
     this.remove(definition.name);
     const job: ScheduledJob = {
       definition,
-      outcome: { name: definition.name, runs: 0 },
+      outcome: { name: definition.name, scope: 'node', runs: 0, consecutiveFailures: 0 },
       timer: setInterval(() => this.runOnce(job), definition.everyMs),
     };
     job.timer.unref();
@@ -36,7 +63,10 @@ export class InProcessScheduler implements JobScheduler {
     this.jobs.delete(name);
   }
 
-  outcomes(): JobOutcome[] {
+  /** Timers run from `add`; nothing more to start. */
+  async start(): Promise<void> {}
+
+  async outcomes(): Promise<JobOutcome[]> {
     return [...this.jobs.values()].map((j) => ({ ...j.outcome }));
   }
 
@@ -50,22 +80,35 @@ export class InProcessScheduler implements JobScheduler {
 
   private runOnce(job: ScheduledJob): void {
     if (job.running || this.abort.signal.aborted) return;
+    const scheduledAt = Date.now();
+    const { outcome } = job;
     job.running = job.definition
-      .run(this.abort.signal)
+      .run(this.abort.signal, { scheduledAt, attempt: 1, node: this.options.nodeId ?? 'local' })
       .then(
         () => {
-          job.outcome.lastOutcome = 'ok';
-          delete job.outcome.lastError;
+          outcome.lastOutcome = 'ok';
+          outcome.consecutiveFailures = 0;
+          delete outcome.lastError;
         },
         (error: unknown) => {
-          job.outcome.lastOutcome = 'failed';
-          job.outcome.lastError = (error as Error)?.message ?? String(error);
-          this.logger.warn({ job: job.definition.name, err: job.outcome.lastError }, 'job failed');
+          outcome.lastOutcome = 'failed';
+          outcome.lastError = errorMessage(error);
+          outcome.consecutiveFailures += 1;
+          this.logger.warn({ job: job.definition.name, err: outcome.lastError }, 'job failed');
+          if (outcome.consecutiveFailures >= this.alertAfter && !this.abort.signal.aborted) {
+            const cause = error instanceof Error ? error : new Error(outcome.lastError);
+            try {
+              this.options.onAlert?.(job.definition.name, cause, outcome.consecutiveFailures);
+            } catch {
+              // An alert that fails must not stop the scheduler.
+            }
+          }
         },
       )
       .finally(() => {
-        job.outcome.runs += 1;
-        job.outcome.lastRunAt = Date.now();
+        outcome.runs += 1;
+        outcome.lastRunAt = Date.now();
+        if (this.options.nodeId) outcome.lastNode = this.options.nodeId;
         job.running = undefined;
       });
   }

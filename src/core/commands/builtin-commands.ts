@@ -1,3 +1,4 @@
+import type { JobOutcome } from '../../jobs/job-scheduler.js';
 import type { Command } from './command.js';
 
 export interface StatusSnapshot {
@@ -24,9 +25,27 @@ export interface BuiltinCommandDeps {
   status: () => StatusSnapshot;
   /** Per-provider health, latency, traffic, cost and budget, for `/providers`. */
   providersReport: () => Promise<string>;
+  /** The maintenance jobs' outcomes, for `/status`. Default: no jobs line. */
+  jobs?: () => Promise<JobOutcome[]>;
 }
 
-export function createBuiltinCommands({ status, providersReport }: BuiltinCommandDeps): Command[] {
+/** One `/status` entry per job: its last outcome, when and where it ran, and its failures in a row. */
+export function formatJobs(outcomes: readonly JobOutcome[], now: number): string {
+  return outcomes
+    .map((o) => {
+      if (o.lastRunAt === undefined) return `${o.name} not run yet`;
+      const ago = formatUptime(Math.max(0, now - o.lastRunAt) / 1000);
+      const where = o.lastNode ? ` on ${o.lastNode}` : '';
+      const failure =
+        o.lastOutcome === 'failed'
+          ? `: ${o.lastError ?? 'unknown error'} (${o.consecutiveFailures} in a row)`
+          : '';
+      return `${o.name} ${o.lastOutcome ?? 'ran'} ${ago} ago${where}${failure}, ${o.runs} runs`;
+    })
+    .join('; ');
+}
+
+export function createBuiltinCommands({ status, providersReport, jobs }: BuiltinCommandDeps): Command[] {
   const commands: Command[] = [
     {
       name: 'help',
@@ -37,9 +56,15 @@ export function createBuiltinCommands({ status, providersReport }: BuiltinComman
     },
     {
       name: 'status',
-      summary: 'providers, channels, memory backend, uptime and version',
-      run: () => {
+      summary: 'providers, channels, memory backend, maintenance jobs, uptime and version',
+      run: async () => {
         const s = status();
+        const jobsLine = jobs
+          ? await jobs().then(
+              (outcomes) => (outcomes.length > 0 ? `jobs: ${formatJobs(outcomes, Date.now())}` : undefined),
+              (error: unknown) => `jobs: unavailable (${(error as Error)?.message ?? String(error)})`,
+            )
+          : undefined;
         const providers = s.providers.map((p) =>
           p.id === 'none' ? 'none configured' : `${p.id} (${p.model}) ${p.state}`,
         );
@@ -50,6 +75,7 @@ export function createBuiltinCommands({ status, providersReport }: BuiltinComman
             `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}`,
             `channels: ${['http ok', ...s.channels.map((c) => `${c.name} ${c.state}`)].join('; ')}`,
             ...(s.cluster ? [`nodes: ${s.cluster.nodes}`, `connections: ${s.cluster.leases}`] : []),
+            ...(jobsLine ? [jobsLine] : []),
             `uptime: ${formatUptime(s.uptimeSeconds)}`,
           ].join('\n'),
         };

@@ -1,10 +1,17 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
-import type { CommitInput, EventClaim, MemoryEntry, MemoryStore, Turn } from './memory-store.js';
+import type {
+  CommitInput,
+  EventClaim,
+  MemoryEntry,
+  MemoryStore,
+  MemorySummary,
+  Turn,
+} from './memory-store.js';
 import { turnsSinceReset } from './memory-store.js';
 
-/** What the log file holds: one record per answered event. */
+/** What the log file holds: one record per answered event, and the summaries compaction wrote. */
 interface EventRecord {
   t: 'event';
   key: string;
@@ -13,6 +20,13 @@ interface EventRecord {
   turn?: Turn;
   reset?: { personId: string; at: number };
 }
+
+interface SummaryRecord extends MemorySummary {
+  t: 'summary';
+  personId: string;
+}
+
+type LogRecord = EventRecord | SummaryRecord;
 
 export interface LogMemoryStoreOptions {
   dataDir: string;
@@ -28,15 +42,18 @@ export interface LogMemoryStoreOptions {
  */
 export class LogMemoryStore implements MemoryStore {
   readonly backend = 'log' as const;
-  private readonly log: AppendLog<EventRecord>;
+  private readonly log: AppendLog<LogRecord>;
   private readonly entries = new Map<string, MemoryEntry[]>();
+  private readonly summaries = new Map<string, MemorySummary>();
+  /** Each person's latest reset, kept after the marker itself is trimmed from `entries`. */
+  private readonly lastResetAt = new Map<string, number>();
   /** Answered events in the order they were answered, so expiry walks from the front. */
   private readonly answered = new Map<string, { reply: string; at: number }>();
   private readonly inProgress = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly options: LogMemoryStoreOptions) {
-    this.log = new AppendLog<EventRecord>(join(options.dataDir, 'memory.log'));
+    this.log = new AppendLog<LogRecord>(join(options.dataDir, 'memory.log'));
     this.now = options.now ?? Date.now;
   }
 
@@ -48,7 +65,16 @@ export class LogMemoryStore implements MemoryStore {
         'memory log: skipped damaged records (a torn last record is expected after a crash)',
       );
     }
-    for (const record of loaded.records) if (record.t === 'event') this.index(record);
+    for (const record of loaded.records) {
+      if (record.t === 'event') this.index(record);
+      else if (record.t === 'summary' && this.isCurrentSummary(record.personId, record.upToTurnAt)) {
+        this.summaries.set(record.personId, {
+          text: record.text,
+          upToTurnAt: record.upToTurnAt,
+          at: record.at,
+        });
+      }
+    }
     this.expireEvents();
   }
 
@@ -62,6 +88,11 @@ export class LogMemoryStore implements MemoryStore {
 
   async releaseEvent(eventKey: string): Promise<void> {
     this.inProgress.delete(eventKey);
+  }
+
+  /** One process owns this store: its claims end with it, nothing to renew. */
+  keepClaim(): () => void {
+    return () => {};
   }
 
   async commit(input: CommitInput): Promise<void> {
@@ -79,6 +110,34 @@ export class LogMemoryStore implements MemoryStore {
     return turnsSinceReset(this.entries.get(personId) ?? [], limit);
   }
 
+  async summary(personId: string): Promise<MemorySummary | undefined> {
+    return this.summaries.get(personId);
+  }
+
+  async saveSummary(personId: string, text: string, upToTurnAt: number): Promise<boolean> {
+    if (!this.isCurrentSummary(personId, upToTurnAt)) return false;
+    const covered = (this.entries.get(personId) ?? []).some((e) => !('reset' in e) && e.at <= upToTurnAt);
+    if (!covered) return false;
+    const summary: MemorySummary = { text, upToTurnAt, at: this.now() };
+    await this.log.append({ t: 'summary', personId, ...summary });
+    // Checked again after the fsync: a reset committed meanwhile wins.
+    if (!this.isCurrentSummary(personId, upToTurnAt)) return false;
+    this.summaries.set(personId, summary);
+    return true;
+  }
+
+  async personsToCompact(keepTurns: number): Promise<string[]> {
+    const persons: string[] = [];
+    for (const [personId, list] of this.entries) {
+      const turns = turnsSinceReset(list, keepTurns + 1);
+      const newestOutside = turns.length > keepTurns ? turns[0] : undefined;
+      if (newestOutside && newestOutside.at > (this.summaries.get(personId)?.upToTurnAt ?? -1)) {
+        persons.push(personId);
+      }
+    }
+    return persons;
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
@@ -89,7 +148,19 @@ export class LogMemoryStore implements MemoryStore {
     this.answered.delete(record.key);
     this.answered.set(record.key, { reply: record.reply, at: record.at });
     if (record.turn) this.push(record.turn.personId, record.turn);
-    if (record.reset) this.push(record.reset.personId, { reset: true, ...record.reset });
+    if (record.reset) {
+      this.push(record.reset.personId, { reset: true, ...record.reset });
+      this.lastResetAt.set(record.reset.personId, record.reset.at);
+      this.summaries.delete(record.reset.personId);
+    }
+  }
+
+  /** A summary is current when no reset came after the turns it covers, nor a summary reaching as far. */
+  private isCurrentSummary(personId: string, upToTurnAt: number): boolean {
+    const resetAt = this.lastResetAt.get(personId);
+    if (resetAt !== undefined && resetAt >= upToTurnAt) return false;
+    const current = this.summaries.get(personId);
+    return current === undefined || current.upToTurnAt < upToTurnAt;
   }
 
   private push(personId: string, entry: MemoryEntry): void {

@@ -42,6 +42,18 @@ export interface CommitInput {
   reset?: ResetMarker;
 }
 
+/**
+ * What memory compaction wrote for a person: a summary of their turns up to (and including) the
+ * one at `upToTurnAt`, since their last reset. A reset drops it.
+ */
+export interface MemorySummary {
+  text: string;
+  /** `at` of the newest turn the summary covers. */
+  upToTurnAt: number;
+  /** Epoch ms when it was written. */
+  at: number;
+}
+
 export interface MemoryStore {
   readonly backend: 'log' | 'redis';
   open(): Promise<void>;
@@ -49,10 +61,28 @@ export interface MemoryStore {
   claimEvent(eventKey: string): Promise<EventClaim>;
   /** Gives a claim back after a failed turn, so the platform's retry is handled. */
   releaseEvent(eventKey: string): Promise<void>;
+  /**
+   * Keeps a claim alive while its turn runs; call the result when the turn ends. A shared store's
+   * claims expire soon after their holder dies, so another server can answer the event.
+   */
+  keepClaim(eventKey: string): () => void;
   /** Durably stores the reply (and turn) and marks the event answered. Resolves once durable. */
   commit(input: CommitInput): Promise<void>;
   /** The person's most recent turns since their last reset, oldest first. */
   recentTurns(personId: string, limit: number): Promise<Turn[]>;
+  /** The person's summary of turns older than the context window, if compaction wrote one. */
+  summary(personId: string): Promise<MemorySummary | undefined>;
+  /**
+   * Durably stores a summary of the person's turns up to the one at `upToTurnAt`. Returns false
+   * (and changes nothing) when it would be stale: a reset came after those turns, they are no
+   * longer stored, or a summary reaching as far already exists.
+   */
+  saveSummary(personId: string, text: string, upToTurnAt: number): Promise<boolean>;
+  /**
+   * Persons whose turns since their last reset include one that is older than their newest
+   * `keepTurns` (so no longer sent as context) and newer than their summary: those to compact.
+   */
+  personsToCompact(keepTurns: number): Promise<string[]>;
   /** Throws when the backend cannot serve (for `/readyz`). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -67,4 +97,17 @@ export function turnsSinceReset(entries: readonly MemoryEntry[], limit: number):
     turns.push(entry);
   }
   return turns.reverse();
+}
+
+/**
+ * The turns a summary should cover next: those since the last reset that are older than the
+ * newest `keepTurns` and newer than the current summary, oldest first.
+ */
+export function turnsToSummarise(
+  turnsSinceLastReset: readonly Turn[],
+  keepTurns: number,
+  summary: MemorySummary | undefined,
+): Turn[] {
+  const older = turnsSinceLastReset.slice(0, Math.max(0, turnsSinceLastReset.length - keepTurns));
+  return summary ? older.filter((turn) => turn.at > summary.upToTurnAt) : older;
 }

@@ -105,6 +105,11 @@ export class LocalCostGuard implements MeteredCostGuard {
   private readonly budgets: BudgetConfig;
   private currentDay = '';
   private currentMonth = '';
+  /** The day the log was last rewritten as current totals, and the records appended since. */
+  private compactedDay = '';
+  private appendsSinceCompaction = 0;
+  /** Bumped by each compaction: an append that failed because it closed the log is in its totals. */
+  private compactions = 0;
 
   constructor(private readonly options: LocalCostGuardOptions) {
     this.path = join(options.dataDir, COSTS_LOG_FILE);
@@ -125,6 +130,17 @@ export class LocalCostGuard implements MeteredCostGuard {
     this.rollover(this.now());
     for (const record of loaded.records) this.replay(record);
     if (loaded.records.length > this.counters.size) await this.compact();
+  }
+
+  /**
+   * The budget roll-up, while running: forgets the counters of past periods (as a new day does)
+   * and rewrites the log as the current periods' totals (as `open` does at start), unless it has
+   * been rewritten today with nothing appended since. Returns whether it rewrote the log.
+   */
+  async rollUp(): Promise<boolean> {
+    this.rollover(this.now());
+    if (this.compactedDay === this.currentDay && this.appendsSinceCompaction === 0) return false;
+    return this.compact();
   }
 
   async close(): Promise<void> {
@@ -177,7 +193,11 @@ export class LocalCostGuard implements MeteredCostGuard {
     // swapped for the spend with no await in between, so the budget is never briefly free. If
     // the process dies within that commit (a few milliseconds), those calls are missing from the
     // log after the restart; the Redis guard has no such window.
+    const compactions = this.compactions;
+    this.appendsSinceCompaction += 1;
     this.log.append(record).catch((error: unknown) => {
+      // A compaction that closed the log meanwhile wrote this call's totals itself.
+      if (this.compactions !== compactions) return;
       this.options.logger?.error({ err: error, record }, 'cost log: a settled call could not be written');
     });
     this.rollover(this.now());
@@ -194,7 +214,10 @@ export class LocalCostGuard implements MeteredCostGuard {
       marks.push({ t: 'mark', ...identity(state), passed: state.passed });
     }
     notify(this.options.onThreshold, events);
-    if (marks.length > 0) this.log.appendMany(marks).catch(() => {});
+    if (marks.length > 0) {
+      this.appendsSinceCompaction += marks.length;
+      this.log.appendMany(marks).catch(() => {});
+    }
   }
 
   async release(reservation: Reservation): Promise<void> {
@@ -252,8 +275,10 @@ export class LocalCostGuard implements MeteredCostGuard {
    * fsync it, rename it over the old one, fsync the directory. A crash at any point leaves
    * either the old log or the new one, both complete.
    */
-  private async compact(): Promise<void> {
+  private async compact(): Promise<boolean> {
+    this.compactions += 1;
     await this.log.close();
+    let rewritten = false;
     try {
       rewriteLog(
         this.path,
@@ -270,12 +295,16 @@ export class LocalCostGuard implements MeteredCostGuard {
             }) satisfies CostRecord,
         ),
       );
+      this.compactedDay = this.currentDay;
+      this.appendsSinceCompaction = 0;
+      rewritten = true;
     } catch (error) {
       // The old log is still whole: keep appending to it and try again on the next open.
       this.options.logger?.warn({ path: this.path, err: error }, 'cost log: compaction failed');
     }
     this.log = new AppendLog<CostRecord>(this.path);
     this.log.open();
+    return rewritten;
   }
 
   /** On a new UTC day, forgets the counters of past periods. */
