@@ -2,12 +2,16 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ChannelAdapter } from '../channels/channel-adapter.js';
 import { ChannelHub, type ChannelStatus } from '../channels/channel-hub.js';
-import { createChannelAdapters } from '../channels/create-channels.js';
+import { channelFactories } from '../channels/create-channels.js';
 import { HttpChannel } from '../channels/http/http-channel.js';
 import { registerOpenAiCompatibleRoutes } from '../channels/http/openai-compatible-routes.js';
+import { LeasedChannel } from '../channels/leased-channel.js';
 import { ReplyRouter } from '../channels/reply-router.js';
+import { BullMqJobScheduler } from '../jobs/bullmq-job-scheduler.js';
 import { createQueue } from '../jobs/create-queue.js';
 import { InProcessScheduler } from '../jobs/in-process-scheduler.js';
+import type { JobAlert, JobOutcome, JobScheduler } from '../jobs/job-scheduler.js';
+import { budgetRollUpJob } from '../providers/budget/budget-roll-up-job.js';
 import type { MeteredCostGuard } from '../providers/budget/ledger.js';
 import { LocalCostGuard } from '../providers/budget/local-cost-guard.js';
 import { RedisCostGuard } from '../providers/budget/redis-cost-guard.js';
@@ -15,6 +19,8 @@ import { findLocalProvider, selectFallbackProvider } from '../providers/create-p
 import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gateway.js';
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
+import { Cluster, type ClusterView } from './cluster/cluster.js';
+import { resolveNodeId } from './cluster/cluster-config.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
 import { createLinkCommands } from './commands/link-commands.js';
 import { formatProvidersReport } from './commands/providers-report.js';
@@ -25,11 +31,19 @@ import { LogIdentityStore } from './identity/log-identity-store.js';
 import { RedisIdentityStore } from './identity/redis-identity-store.js';
 import { createLogger } from './logger.js';
 import { LogMemoryStore } from './memory/log-memory-store.js';
+import { memoryCompactionJob } from './memory/memory-compaction-job.js';
 import type { MemoryStore } from './memory/memory-store.js';
 import { RedisMemoryStore } from './memory/redis-memory-store.js';
 import { AgentMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
+import { isRedisConfigured, redisConnectionOptions } from './redis/redis-connection.js';
 import { readPackageVersion } from './version.js';
+
+/** How often each node checks the platform connections it holds. */
+const CHANNEL_CHECK_EVERY_MS = 5000;
+
+/** How long an event claim outlives a server that died holding it. */
+const CLAIM_TTL_MS = 6000;
 
 export interface AgentDeps {
   logger?: Logger;
@@ -66,17 +80,31 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
   const startedAt = Date.now();
   const version = readPackageVersion();
 
-  const ownsRedis = deps.redis === undefined && config.redis.url !== undefined;
+  const ownsRedis = deps.redis === undefined && isRedisConfigured(config);
+  const redisOptions = redisConnectionOptions(config.redis);
   const redis =
     deps.redis ??
-    (config.redis.url
-      ? new Redis(config.redis.url, {
+    (redisOptions
+      ? new Redis({
+          ...redisOptions,
           // Fail a request quickly while Redis is away rather than queueing it for minutes.
           maxRetriesPerRequest: 2,
           connectTimeout: 3000,
         })
       : undefined);
   redis?.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis connection error'));
+  // With Redis, this process is one node of a cluster: connections a platform allows only once
+  // are held under leases, and `/status` lists the nodes.
+  const cluster = redis
+    ? new Cluster({
+        redis,
+        keyPrefix: config.redis.keyPrefix,
+        config: config.cluster,
+        node: resolveNodeId(config.cluster),
+        version,
+        logger,
+      })
+    : undefined;
 
   const memory: MemoryStore = redis
     ? new RedisMemoryStore({
@@ -84,7 +112,9 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         keyPrefix: config.redis.keyPrefix,
         retainTurns: config.memory.retainTurns,
         dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
-        claimTtlMs: config.turn.timeoutMs + 5000,
+        // Renewed every third of this while the turn runs: after a crash, the other server may
+        // answer the event this soon (a stalled inbox job is handed over on the same scale).
+        claimTtlMs: CLAIM_TTL_MS,
       })
     : new LogMemoryStore({
         dataDir: config.memory.dataDir,
@@ -127,7 +157,35 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
 
   const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
-  const scheduler = new InProcessScheduler(logger);
+  const nodeId = resolveNodeId(config.cluster);
+  // Logged at error level for now; a pager or chat alert can hook in here.
+  const onJobAlert: JobAlert = (name, error, consecutiveFailures) =>
+    logger.error({ job: name, err: error.message, consecutiveFailures }, 'maintenance job keeps failing');
+  // Jobs about this node's own state (its circuit breakers, its local provider) run on every node.
+  const scheduler = new InProcessScheduler(logger, {
+    nodeId,
+    alertAfterFailures: config.jobs.alertAfterFailures,
+    onAlert: onJobAlert,
+  });
+  // Jobs about shared state run once across the cluster on BullMQ with Redis, else in-process.
+  const clusterJobs: JobScheduler =
+    redis && redisOptions
+      ? new BullMqJobScheduler({
+          connection: redisOptions,
+          redis,
+          keyPrefix: config.redis.keyPrefix,
+          nodeId,
+          logger,
+          attempts: config.jobs.attempts,
+          backoffMs: config.jobs.backoffMs,
+          alertAfterFailures: config.jobs.alertAfterFailures,
+          onAlert: onJobAlert,
+        })
+      : scheduler;
+  const jobOutcomes = async (): Promise<JobOutcome[]> => [
+    ...(await scheduler.outcomes()),
+    ...(clusterJobs === scheduler ? [] : await clusterJobs.outcomes()),
+  ];
   const built =
     deps.provider === undefined && config.providers.length > 0
       ? buildGateway(config.providers, config.gateway, {
@@ -157,6 +215,20 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       },
     });
   }
+  if (config.memory.compaction.enabled) {
+    clusterJobs.add(
+      memoryCompactionJob({
+        memory,
+        provider: () => provider,
+        keepTurns: config.context.maxTurns,
+        retainTurns: config.memory.retainTurns,
+        everyMs: config.memory.compaction.everyMs,
+        logger,
+      }),
+    );
+  }
+  // The Redis ledger's keys expire by TTL; only the local cost log needs rolling up.
+  if (costs instanceof LocalCostGuard) scheduler.add(budgetRollUpJob(costs, logger));
 
   const providerStatus = (): StatusSnapshot['providers'] =>
     built
@@ -178,11 +250,13 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       name,
       state: channelState(health),
     })),
+    ...(cluster ? { cluster: clusterLines(cluster.view()) } : {}),
   });
 
   const commands = [
     ...createBuiltinCommands({
       status,
+      jobs: jobOutcomes,
       providersReport: async () =>
         built
           ? formatProvidersReport(built.gateway.snapshot(), await costs.snapshot())
@@ -204,12 +278,44 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     ...(deps.now ? { now: deps.now } : {}),
   });
 
-  const adapters = deps.adapters ?? createChannelAdapters(config.channels, { logger });
+  const adapters: readonly ChannelAdapter[] =
+    deps.adapters ??
+    channelFactories(config.channels, {
+      logger,
+      ...(redis ? { redis: { client: redis, keyPrefix: config.redis.keyPrefix } } : {}),
+    }).map((factory) => {
+      const adapter = factory.create();
+      if (!cluster || !adapter.exclusiveConnection) return adapter;
+      return new LeasedChannel({
+        name: factory.name,
+        sender: adapter,
+        create: factory.create,
+        lease: cluster.lease(`channel:${factory.name}`),
+        logger,
+      });
+    });
+  const leased = adapters.filter((a): a is LeasedChannel => a instanceof LeasedChannel);
+  if (cluster && leased.length > 0) {
+    // On every node: a node that holds a platform connection it cannot keep up gives it away.
+    scheduler.add({
+      name: 'channel-health-check',
+      everyMs: CHANNEL_CHECK_EVERY_MS,
+      run: async () => {
+        const anotherNodeUp = cluster.view().nodes.some((n) => !n.self && n.up);
+        const results = await Promise.all(
+          leased.map(
+            async (c) => `${c.name} ${await c.checkHealth(config.cluster.handOverAfterMs, anotherNodeUp)}`,
+          ),
+        );
+        logger.debug({ channels: results }, 'channel health check');
+      },
+    });
+  }
   const queueDeps = {
     dataDir: config.memory.dataDir,
     keyPrefix: config.redis.keyPrefix,
     logger,
-    ...(config.redis.url ? { redisUrl: config.redis.url } : {}),
+    ...(redisOptions ? { connection: redisOptions } : {}),
   };
   const outboxSettings = {
     concurrency: config.channels.outbox.concurrency,
@@ -264,8 +370,9 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       providers: built ? built.gateway.snapshot() : providerStatus(),
       costs: await costs.snapshot(),
       channels: { http: http.health(), ...channels?.status() },
+      ...(cluster ? { cluster: cluster.view() } : {}),
       ...(channels ? { outbox: await channels.pending() } : {}),
-      jobs: scheduler.outcomes(),
+      jobs: await jobOutcomes(),
     }),
     routes: (api) => {
       registerOpenAiCompatibleRoutes(api, () => provider);
@@ -292,7 +399,13 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       await identity.open();
       await built?.state.start();
       await http.start();
+      await cluster?.start();
       await channels?.start();
+      await scheduler.start();
+      // Not awaited: while Redis is away, the cluster job schedules are written once it answers.
+      clusterJobs.start().catch((error: unknown) => {
+        logger.warn({ err: (error as Error).message }, 'could not start the cluster jobs');
+      });
       logger.info(
         {
           url: http.url,
@@ -307,18 +420,21 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     },
     stop() {
       stopping ??= (async () => {
+        // Stopping a leased channel releases its lease: the other node takes over at once.
         await channels?.stopAdapters();
         const drained = await pipeline.drain(config.shutdown.graceMs);
         if (!drained)
           logger.warn({ inFlight: pipeline.inFlightCount }, 'shutdown grace ran out with turns in flight');
         await channels?.close();
         await scheduler.stop();
+        if (clusterJobs !== scheduler) await clusterJobs.stop();
         await http.stop();
         await built?.state.stop();
         await memory.close();
         await costs.close();
         await identity.close();
         await providerFetch.close();
+        await cluster?.stop();
         if (ownsRedis) await redis?.quit().catch(() => redis.disconnect());
         logger.info('agent stopped');
       })();
@@ -329,8 +445,25 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
 
 function channelState(health: ChannelStatus): string {
   if (health.state === 'failed') return `failed: ${health.lastError ?? ''}`;
-  if (health.connected) return 'connected';
+  if (health.role === 'standby') return 'standby (another node holds the connection)';
+  if (health.connected) return health.role === 'active' ? 'connected (held by this node)' : 'connected';
   return health.lastError ? `disconnected: ${health.lastError}` : 'disconnected';
+}
+
+/** `/status` lines for the nodes and who holds which connection. */
+function clusterLines(view: ClusterView): { nodes: string; leases: string } {
+  const since = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+  const nodes = view.nodes.map((n) => {
+    const state = n.up ? 'up' : n.stopped ? 'stopped' : `down since ${since(n.lastSeenAt)}Z`;
+    const mesh = n.mesh ? `, mesh ${n.mesh}` : '';
+    return `${n.node}${n.self ? ' (this node)' : ''} ${state}${mesh}`;
+  });
+  const leases = view.leases.map((l) =>
+    l.holder
+      ? `${l.name.replace(/^channel:/, '')} on ${l.holder.node} since ${since(l.holder.since)}Z`
+      : `${l.name.replace(/^channel:/, '')} unheld`,
+  );
+  return { nodes: nodes.join('; ') || view.node, leases: leases.join('; ') || 'none' };
 }
 
 function providerState(p: { breaker: string; cooldownUntil?: number; disabled?: string }): string {

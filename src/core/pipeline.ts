@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import type { ChatProvider, ChatResult } from '../providers/provider.js';
 import type { Command } from './commands/command.js';
 import { parseCommand } from './commands/command.js';
-import { buildContext, type ContextLimits } from './context-window.js';
+import { buildContext, type ContextLimits, withSummary } from './context-window.js';
 import { AgentError, isAgentError } from './errors.js';
 import type { IdentityResolver } from './identity/identity-store.js';
 import type { InboundMessage, Reply } from './inbound-message.js';
-import type { MemoryStore, Turn } from './memory/memory-store.js';
+import type { MemoryStore, MemorySummary, Turn } from './memory/memory-store.js';
 
 export interface PipelineOptions {
   memory: MemoryStore;
@@ -91,14 +91,22 @@ export class Pipeline {
     }
     const { memory } = this.options;
     const eventKey = `${message.channel}:${message.eventId}`;
-    const personId = await this.options.identity.resolve(message.channel, message.userId);
+    // Identity lives in the same store as memory: Redis away is `memory_unavailable` (try again).
+    const personId = await this.wrapMemory(() =>
+      this.options.identity.resolve(message.channel, message.userId),
+    );
 
     const command = parseCommand(text);
     // The history is read alongside the claim (one round trip instead of two on Redis); it is
     // only used once the claim is ours.
     const historyRead = command
       ? Promise.resolve(undefined)
-      : this.wrapMemory(() => memory.recentTurns(personId, this.options.context.maxTurns));
+      : this.wrapMemory(() =>
+          Promise.all([
+            memory.recentTurns(personId, this.options.context.maxTurns),
+            memory.summary(personId),
+          ]),
+        );
     historyRead.catch(() => {}); // Awaited below, once the claim is known to be ours.
     const claim = await this.wrapMemory(() => memory.claimEvent(eventKey));
     if (claim.status === 'answered') {
@@ -108,6 +116,7 @@ export class Pipeline {
       throw new AgentError('event_in_progress', `event ${message.eventId} is being answered already`);
     }
 
+    const stopKeeping = memory.keepClaim(eventKey);
     try {
       if (command) {
         const handler = this.commandsByName.get(command.name);
@@ -129,13 +138,7 @@ export class Pipeline {
         return { text: result.text, duplicate: false, kind: 'command', personId };
       }
 
-      const result = await this.agentTurn(
-        personId,
-        message.channel,
-        text,
-        (await historyRead) ?? [],
-        options,
-      );
+      const result = await this.agentTurn(personId, message.channel, text, await historyRead, options);
       await this.wrapMemory(() =>
         memory.commit({
           eventKey,
@@ -157,6 +160,8 @@ export class Pipeline {
         this.options.logger.warn({ err: releaseError, eventKey }, 'could not release an event claim');
       });
       throw error;
+    } finally {
+      stopKeeping();
     }
   }
 
@@ -164,11 +169,14 @@ export class Pipeline {
     personId: string,
     channel: string,
     text: string,
-    turns: Turn[],
+    history: [Turn[], MemorySummary | undefined] | undefined,
     options: HandleOptions,
   ): Promise<ChatResult> {
-    const { context, systemPrompt } = this.options;
-    const request = { system: systemPrompt, messages: buildContext(turns, text, systemPrompt, context) };
+    const { context } = this.options;
+    const [turns, summary] = history ?? [[], undefined];
+    // Turns older than the window reach the model only through their summary, if compacted.
+    const system = withSummary(this.options.systemPrompt, summary?.text);
+    const request = { system, messages: buildContext(turns, text, system, context) };
     const signal = options.signal
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
       : AbortSignal.timeout(this.options.turnTimeoutMs);
