@@ -10,8 +10,12 @@ import type {
   ChannelName,
   ChannelSink,
   PublishedCommand,
+  ReplyAddress,
 } from './channel-adapter.js';
 import type { OutboundReply, ReplyRouter } from './reply-router.js';
+
+/** The sender of owner alerts: no person, so a failed alert has no other platform to go to. */
+const OWNER_ALERTS = 'owner-alerts';
 
 /** Errors after which the same event is simply tried again later, rather than answered. */
 const RETRY_LATER = new Set(['memory_unavailable', 'shutting_down', 'event_in_progress']);
@@ -107,6 +111,14 @@ export class ChannelHub {
         : { ...adapter.health(), state: 'running' };
     }
     return result;
+  }
+
+  /**
+   * Sends an operational message (an alert for the owners) to a chat through the outbox, so it
+   * is durable and retried like a reply. `id` names it once: adding the same id again does nothing.
+   */
+  notify(id: string, address: ReplyAddress, text: string): Promise<void> {
+    return this.options.outbox.add(id, { personId: OWNER_ALERTS, address, text });
   }
 
   async pending(): Promise<{ inbox: number; outbox: number }> {

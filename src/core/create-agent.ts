@@ -158,9 +158,21 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
   const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
   const nodeId = resolveNodeId(config.cluster);
-  // Logged at error level for now; a pager or chat alert can hook in here.
-  const onJobAlert: JobAlert = (name, error, consecutiveFailures) =>
+  const withoutSecrets = secretScrubber(collectSecrets(config));
+  // Set once the platform channels exist: alerts reach the owners' chats through the outbox.
+  let alertOwners: ((id: string, text: string) => Promise<void>) | undefined;
+  const onJobAlert: JobAlert = (name, error, consecutiveFailures) => {
     logger.error({ job: name, err: error.message, consecutiveFailures }, 'maintenance job keeps failing');
+    const text =
+      `Alert from ${config.agent.name} on ${nodeId}: the maintenance job "${name}" failed ` +
+      `${consecutiveFailures} runs in a row. Last error: ${withoutSecrets(error.message)}`;
+    alertOwners?.(`alert:${name}:${consecutiveFailures}:${Date.now()}`, text).catch((sendError: unknown) =>
+      logger.error(
+        { job: name, err: (sendError as Error).message },
+        'could not queue the alert for the owners',
+      ),
+    );
+  };
   // Jobs about this node's own state (its circuit breakers, its local provider) run on every node.
   const scheduler = new InProcessScheduler(logger, {
     nodeId,
@@ -348,6 +360,17 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           ...(deps.now ? { now: deps.now } : {}),
         });
 
+  if (channels && config.alerts.notify.length > 0) {
+    const hub = channels;
+    alertOwners = async (id, text) => {
+      await Promise.all(
+        config.alerts.notify.map((target) =>
+          hub.notify(`${id}:${target.channel}:${target.conversation}`, target, text),
+        ),
+      );
+    };
+  }
+
   const http: HttpChannel = new HttpChannel({
     webhooks: adapters.flatMap((a) => (a.webhook ? [a.webhook] : [])),
     config: config.http,
@@ -441,6 +464,12 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       return stopping;
     },
   };
+}
+
+/** An error message with every configured secret cut out: it goes to a chat. */
+function secretScrubber(secrets: readonly string[]): (text: string) => string {
+  const long = [...new Set(secrets)].filter((s) => s.length >= 6).sort((a, b) => b.length - a.length);
+  return (text) => long.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
 }
 
 function channelState(health: ChannelStatus): string {

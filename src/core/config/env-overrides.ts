@@ -32,6 +32,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'NODE_ID', path: ['cluster', 'nodeId'], type: 'string', secret: false },
   { env: 'CLUSTER_LEASE_TTL_MS', path: ['cluster', 'leaseTtlMs'], type: 'integer', secret: false },
   { env: 'CLUSTER_ADVERTISE_URL', path: ['cluster', 'advertiseUrl'], type: 'string', secret: false },
+  { env: 'ALERT_NOTIFY', path: ['alerts', 'notify'], type: 'csv', secret: false },
   { env: 'LOG_LEVEL', path: ['log', 'level'], type: 'string', secret: false },
   { env: 'SYSTEM_PROMPT', path: ['agent', 'systemPrompt'], type: 'string', secret: false },
   { env: 'LOCAL_LLM_PROBE', path: ['localProbe', 'enabled'], type: 'boolean', secret: false },

@@ -5,6 +5,21 @@ import { CLUSTER_DEFAULTS, clusterSchema } from '../cluster/cluster-config.js';
 import { parseHostPort } from '../redis/host-port.js';
 import { gatewaySchema, routingFields } from './gateway-schema.js';
 
+const alertTargetSchema = z.preprocess(
+  (value) => {
+    if (typeof value !== 'string') return value;
+    const at = value.indexOf(':');
+    // Without a ":" it cannot name a chat; the object check then says which part is missing.
+    return at < 0 ? { channel: value } : { channel: value.slice(0, at), conversation: value.slice(at + 1) };
+  },
+  z
+    .object({
+      channel: z.enum(['telegram', 'discord', 'slack'], { error: 'must be telegram, discord or slack' }),
+      conversation: z.string().min(1).max(100),
+    })
+    .strict(),
+);
+
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export function isLoopbackHost(host: string): boolean {
@@ -241,11 +256,22 @@ export const configSchema = z
         attempts: z.number().int().min(1).max(20).default(3),
         /** Delay before a failed run's first retry, doubling for each further one. Default 5 s. */
         backoffMs: z.number().int().min(1).max(3_600_000).default(5000),
-        /** Failed runs in a row of one job that raise an alert (logged at error level). Default 3. */
+        /** Failed runs in a row of one job that raise an alert (logged, and sent to `alerts.notify`). Default 3. */
         alertAfterFailures: z.number().int().min(1).max(1000).default(3),
       })
       .strict()
       .default({ attempts: 3, backoffMs: 5000, alertAfterFailures: 3 }),
+    alerts: z
+      .object({
+        /**
+         * The owners' chats that get operational alerts (a maintenance job failing again and
+         * again), as `{ channel, conversation }` or `"channel:conversation"` (`telegram:123456`,
+         * `slack:D0123ABC`, `discord:<channel id>`). Default none: alerts are only logged.
+         */
+        notify: z.array(alertTargetSchema).default([]),
+      })
+      .strict()
+      .default({ notify: [] }),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -260,6 +286,15 @@ export const configSchema = z
       });
     }
     checkRedisSettings(config.redis, ctx);
+    config.alerts.notify.forEach((target, index) => {
+      if (config.channels[target.channel]?.enabled) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['alerts', 'notify', index, 'channel'],
+        message: `is "${target.channel}", which is not configured`,
+        params: { fix: `configure channels.${target.channel} or remove this alert target` },
+      });
+    });
     const seen = new Set<string>();
     config.providers.forEach((provider, index) => {
       if (seen.has(provider.id)) {

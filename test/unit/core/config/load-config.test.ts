@@ -7,6 +7,13 @@ import { collectSecrets, loadConfig, redactConfig } from '../../../../src/core/c
 
 const emptyDir = () => mkdtempSync(join(tmpdir(), 'agent-config-'));
 
+/** A directory holding `agent.config.json` with `file`. */
+function withFile(file: unknown): string {
+  const cwd = emptyDir();
+  writeFileSync(join(cwd, 'agent.config.json'), JSON.stringify(file));
+  return cwd;
+}
+
 function configError(env: Record<string, string>, file?: unknown): ConfigError {
   const cwd = emptyDir();
   if (file !== undefined)
@@ -220,6 +227,18 @@ describe('loadConfig', () => {
       cwd: join(import.meta.dirname, '../../../..'),
     });
     expect(config.providers.map((p) => p.id)).toEqual(['openai', 'anthropic']);
+  });
+
+  it('reads alert targets as channel:conversation and refuses a channel that is not configured', () => {
+    const telegram = { channels: { telegram: { botToken: '123456:AAFakeTokenForTestsOnly_abcdefghij' } } };
+    const config = loadConfig({ env: { ALERT_NOTIFY: 'telegram:555' }, cwd: withFile(telegram) });
+    expect(config.alerts.notify).toEqual([{ channel: 'telegram', conversation: '555' }]);
+
+    const unconfigured = configError({ ALERT_NOTIFY: 'slack:D0123' }, telegram);
+    expect(unconfigured.message).toContain('alerts.notify.0.channel');
+    expect(unconfigured.message).toContain('configure channels.slack or remove this alert target');
+    const malformed = configError({ ALERT_NOTIFY: 'telegram' }, telegram);
+    expect(malformed.message).toContain('alerts.notify.0');
   });
 
   it('never shows a secret value in an error', () => {
