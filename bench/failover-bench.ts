@@ -92,15 +92,6 @@ async function withCluster<T>(
   }
 }
 
-async function twoNodesWithTraffic(harness: ClusterHarness): Promise<string> {
-  await harness.node('a').start();
-  await harness.node('b').start();
-  const owner = await harness.settled();
-  harness.startTraffic();
-  await sleep(1500);
-  return owner;
-}
-
 async function run(scenario: Scenario, n: number): Promise<Measurement> {
   const keyPrefix = `bench-${scenario}-${n}`;
   if (scenario === 'redis-primary') {
@@ -111,7 +102,7 @@ async function run(scenario: Scenario, n: number): Promise<Measurement> {
         client: () => group.primaryClient(),
       };
       return await withCluster(target, keyPrefix, async (harness) => {
-        await twoNodesWithTraffic(harness);
+        await harness.startBothWithTraffic();
         const faultAt = Date.now();
         await group.killPrimary();
         return measureRecovery(harness, faultAt);
@@ -129,7 +120,7 @@ async function run(scenario: Scenario, n: number): Promise<Measurement> {
       keyPrefix,
       async (harness) => {
         if (scenario === 'worker') return workerKilledMidTurn(harness);
-        const owner = await twoNodesWithTraffic(harness);
+        const owner = await harness.startBothWithTraffic();
         const faultAt = Date.now();
         if (scenario === 'mesh') harness.cutMesh();
         else await harness.node(owner).kill(scenario === 'kill9' ? 'SIGKILL' : 'SIGINT');

@@ -24,17 +24,7 @@ export class RedisJobOutcomes {
     await exec(
       this.redis
         .multi()
-        .hset(
-          this.key,
-          f('lastRunAt'),
-          at,
-          f('lastNode'),
-          node,
-          f('lastOutcome'),
-          'ok',
-          f('consecutiveFailures'),
-          0,
-        )
+        .hset(this.key, ...lastRun(f, at, node, 'ok'), f('consecutiveFailures'), 0)
         .hdel(this.key, f('lastError'))
         .hincrby(this.key, f('runs'), 1),
     );
@@ -46,17 +36,7 @@ export class RedisJobOutcomes {
     const results = await exec(
       this.redis
         .multi()
-        .hset(
-          this.key,
-          f('lastRunAt'),
-          at,
-          f('lastNode'),
-          node,
-          f('lastOutcome'),
-          'failed',
-          f('lastError'),
-          error.slice(0, MAX_ERROR_CHARS),
-        )
+        .hset(this.key, ...lastRun(f, at, node, 'failed'), f('lastError'), error.slice(0, MAX_ERROR_CHARS))
         .hincrby(this.key, f('runs'), 1)
         .hincrby(this.key, f('consecutiveFailures'), 1),
     );
@@ -96,4 +76,14 @@ async function exec(multi: ReturnType<Redis['multi']>): Promise<unknown[]> {
   const failed = results.find(([error]) => error);
   if (failed?.[0]) throw failed[0];
   return results.map(([, value]) => value);
+}
+
+/** The hash fields every finished run sets: when, where, and how it went. */
+function lastRun(
+  f: (name: string) => string,
+  at: number,
+  node: string,
+  outcome: 'ok' | 'failed',
+): (string | number)[] {
+  return [f('lastRunAt'), at, f('lastNode'), node, f('lastOutcome'), outcome];
 }

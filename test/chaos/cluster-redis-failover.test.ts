@@ -26,11 +26,7 @@ describe('two nodes on Redis with Sentinel: the primary is killed', { timeout: 1
   });
 
   it('Sentinel promotes the replica and both nodes carry on: nothing lost, nothing doubled', async () => {
-    await harness.node('a').start();
-    await harness.node('b').start();
-    const owner = await harness.settled();
-    harness.startTraffic();
-    await sleep(1500);
+    const owner = await harness.startBothWithTraffic();
 
     const oldPrimary = group.primaryPort();
     const faultAt = Date.now();
@@ -60,8 +56,10 @@ describe('two nodes on Redis with Sentinel: the primary is killed', { timeout: 1
     const holders = await harness.holders();
     console.info(`[redis primary killed] holder before ${owner}, after ${JSON.stringify(holders)}`);
     expect(Object.values(holders).every((h) => h === 'a' || h === 'b')).toBe(true);
-    expect(harness.telegram.conflicts).toBe(0);
-    expect(harness.discord.peakSessions).toBe(1);
-    expect(harness.slack.peakSockets).toBe(1);
+    expect(harness.exclusivity()).toEqual({
+      telegramConflicts: 0,
+      discordPeakSessions: 1,
+      slackPeakSockets: 1,
+    });
   });
 });

@@ -12,6 +12,8 @@ import { createNodeNetwork, LOOPBACK, type NodeNetwork } from '../support/netns.
 import { startRedis, type TestRedis } from '../support/redis-server.js';
 
 const LEASE_TTL_MS = 2000;
+/** Never two pollers, sessions or sockets at once. */
+const EXCLUSIVE_ALWAYS = { telegramConflicts: 0, discordPeakSessions: 1, slackPeakSockets: 1 };
 /** Starting the fakes and two node processes, traffic, the fault, and the wait for every answer. */
 const SCENARIO_TIMEOUT_MS = 120_000;
 
@@ -77,12 +79,7 @@ describe('two nodes on one Redis: takeover of the platform connections', {
       keyPrefix,
       ...options,
     });
-    await harness.node('a').start();
-    await harness.node('b').start();
-    const owner = await harness.settled();
-    harness.startTraffic();
-    await sleep(1500);
-    return owner;
+    return harness.startBothWithTraffic();
   }
 
   function report(name: string, h: ClusterHarness, faultAt: number): void {
@@ -114,10 +111,7 @@ describe('two nodes on one Redis: takeover of the platform connections', {
     const recovery = h.recoveryMs(faultAt);
     for (const platform of EXCLUSIVE) expect(recovery[platform], `${platform} served again`).toBeDefined();
     expectNothingLostOrDoubled(h.counts(), resent);
-    // Never two pollers, sessions or sockets at once.
-    expect(h.telegram.conflicts).toBe(0);
-    expect(h.discord.peakSessions).toBe(1);
-    expect(h.slack.peakSockets).toBe(1);
+    expect(h.exclusivity()).toEqual(EXCLUSIVE_ALWAYS);
   });
 
   it('SIGINT hand-over: the stopping node releases its leases and the other takes over at once', async () => {
@@ -138,9 +132,7 @@ describe('two nodes on one Redis: takeover of the platform connections', {
     // The leases were released, not left to expire.
     expect(takenOverMs).toBeLessThan(LEASE_TTL_MS);
     expectNothingLostOrDoubled(h.counts());
-    expect(h.telegram.conflicts).toBe(0);
-    expect(h.discord.peakSessions).toBe(1);
-    expect(h.slack.peakSockets).toBe(1);
+    expect(h.exclusivity()).toEqual(EXCLUSIVE_ALWAYS);
   });
 
   it('the link between the nodes cut (both still reach Redis): no platform is served by two nodes at once', async () => {
@@ -169,9 +161,7 @@ describe('two nodes on one Redis: takeover of the platform connections', {
 
     report('mesh cut', h, Date.now());
     expectNothingLostOrDoubled(h.counts());
-    expect(h.telegram.conflicts).toBe(0);
-    expect(h.discord.peakSessions).toBe(1);
-    expect(h.slack.peakSockets).toBe(1);
+    expect(h.exclusivity()).toEqual(EXCLUSIVE_ALWAYS);
   });
 
   it("a job's worker killed mid-job: the job runs again on the other node and takes effect exactly once", async () => {

@@ -249,6 +249,28 @@ export class ClusterHarness {
     }
   }
 
+  /** Starts both nodes, waits for the connections to settle, and lets traffic flow a while. */
+  async startBothWithTraffic(warmupMs = 1500): Promise<string> {
+    await this.node('a').start();
+    await this.node('b').start();
+    const owner = await this.settled();
+    this.startTraffic();
+    await sleep(warmupMs);
+    return owner;
+  }
+
+  /**
+   * How many nodes ever served each platform at once: Telegram polls from two addresses cutting
+   * each other off, the most live Discord sessions and Slack sockets. 0, 1, 1 when exclusive.
+   */
+  exclusivity(): { telegramConflicts: number; discordPeakSessions: number; slackPeakSockets: number } {
+    return {
+      telegramConflicts: this.telegram.conflicts,
+      discordPeakSessions: this.discord.peakSessions,
+      slackPeakSockets: this.slack.peakSockets,
+    };
+  }
+
   // ------------------------------------------------------------------ traffic
 
   startTraffic(): void {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
+import { DURABLE_REDIS_ARGS } from './redis-server.js';
 
 export interface SentinelGroupOptions {
   /** `down-after-milliseconds`: how long the primary must be silent before a failover. Default 1000. */
@@ -77,14 +78,7 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
         nodeDir,
         '--logfile',
         join(nodeDir, 'redis.log'),
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--maxmemory-policy',
-        'noeviction',
+        ...DURABLE_REDIS_ARGS,
         ...(options.password ? ['--requirepass', options.password, '--masterauth', options.password] : []),
         ...(role === 'replica' ? ['--replicaof', '127.0.0.1', String(primary)] : []),
       ];

@@ -16,6 +16,18 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
+/** The settings the README asks of a production Redis: AOF fsync'd on every write, no eviction. */
+export const DURABLE_REDIS_ARGS = [
+  '--save',
+  '',
+  '--appendonly',
+  'yes',
+  '--appendfsync',
+  'always',
+  '--maxmemory-policy',
+  'noeviction',
+] as const;
+
 /**
  * A private redis-server on a free port, with AOF fsync'd on every write as the README
  * recommends, so tests never touch (or depend on) the machine's own Redis.
@@ -37,14 +49,7 @@ export async function startRedis(options: { alsoBind?: string } = {}): Promise<T
         ...(options.alsoBind ? ['--protected-mode', 'no'] : []),
         '--dir',
         dir,
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--maxmemory-policy',
-        'noeviction',
+        ...DURABLE_REDIS_ARGS,
       ],
       { stdio: 'ignore' },
     );
