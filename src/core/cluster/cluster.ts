@@ -107,6 +107,8 @@ export class Cluster {
     subscriber.on('error', () => {}); // The main connection already logs Redis errors.
     subscriber.on('message', (_channel: string, name: string) => this.keepers.get(name)?.wake());
     this.subscriber = subscriber;
+    // Back from an outage or a Sentinel failover: contend at once instead of at the next tick.
+    this.options.redis.on('ready', this.wakeAll);
     await subscriber
       .subscribe(this.releasedChannel)
       .catch((error: unknown) =>
@@ -118,6 +120,10 @@ export class Cluster {
     await this.beat();
   }
 
+  private readonly wakeAll = () => {
+    for (const keeper of this.keepers.values()) keeper.wake();
+  };
+
   view(): ClusterView {
     return this.snapshot;
   }
@@ -126,6 +132,7 @@ export class Cluster {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.options.redis.off('ready', this.wakeAll);
     await this.writeHeartbeat(true).catch(() => {});
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
   }
