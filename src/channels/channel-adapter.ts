@@ -88,10 +88,21 @@ export interface ChannelAdapter {
    * Delivers one reply, split to the platform's message limit. Resolves only when every part
    * was accepted by the platform; throws `ChannelSendError` otherwise.
    */
-  send(address: ReplyAddress, text: string): Promise<void>;
+  send(address: ReplyAddress, text: string, options?: SendOptions): Promise<void>;
   /** Shows that the agent is working on an answer (best effort, never throws). */
   typing?(address: ReplyAddress): Promise<void>;
   health(): ChannelHealth;
+}
+
+/** What the outbox knows about a delivery, for platforms that can avoid posting a reply twice. */
+export interface SendOptions {
+  /** The outbox's id for this reply, the same on every attempt. */
+  replyId?: string;
+  /**
+   * An earlier attempt was cut off by a crash, so some parts may already be posted. An adapter
+   * that can look (Slack, through message metadata) posts only the parts not there yet.
+   */
+  mayRepeat?: boolean;
 }
 
 /** A failed delivery. The outbox retries it (no sooner than `retryAfterMs`) unless `permanent`. */

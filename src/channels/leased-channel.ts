@@ -8,6 +8,7 @@ import type {
   ChannelSink,
   PublishedCommand,
   ReplyAddress,
+  SendOptions,
 } from './channel-adapter.js';
 
 /** The lease as a leased channel uses it: contend, and release on stop. */
@@ -104,8 +105,8 @@ export class LeasedChannel implements ChannelAdapter {
     return this.options.lease.stop();
   }
 
-  send(address: ReplyAddress, text: string): Promise<void> {
-    return this.sender.send(address, text);
+  send(address: ReplyAddress, text: string, options?: SendOptions): Promise<void> {
+    return this.sender.send(address, text, options);
   }
 
   async typing(address: ReplyAddress): Promise<void> {

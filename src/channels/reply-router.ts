@@ -75,11 +75,11 @@ export class ReplyRouter {
     let retryAfterMs = 0;
     if (primary && !failover) {
       try {
-        await primary.send(address, text);
+        await primary.send(address, text, { replyId: job.id, mayRepeat: job.interrupted === true });
         this.up(address.channel);
         if (job.interrupted) {
-          // The platform offers no way to ask whether the earlier run's send landed: sending
-          // again may repeat it (Discord's nonce dedupes; Telegram and Slack have none).
+          // Telegram offers no way to ask whether the earlier run's send landed, so it may now be
+          // there twice; Discord's nonce dedupes, and Slack skipped the parts it found posted.
           logger.warn(
             { reply: job.id, channel: address.channel },
             'reply sent again after a crash cut off its delivery; it may have arrived twice',

@@ -19,8 +19,8 @@ const SCENARIO_TIMEOUT_MS = 120_000;
 
 /**
  * Nothing lost; nothing doubled except, after a crash, replies whose delivery the crash cut off:
- * the node that re-runs such a delivery cannot ask Telegram or Slack whether the first attempt
- * landed, so it sends again and counts it as `resent`. Every duplicate must be one of those.
+ * the node that re-runs such a delivery cannot ask Telegram whether the first attempt landed, so
+ * it sends again and counts it as `resent`. Every duplicate must be one of those.
  */
 function expectNothingLostOrDoubled(
   counts: Record<Platform, PlatformCount>,

@@ -42,6 +42,8 @@ export interface PostedMessage {
   text: string;
   thread_ts?: string;
   ts: string;
+  /** Message metadata (`event_type`, `event_payload`), when the poster attached some. */
+  metadata?: { event_type: string; event_payload: Record<string, unknown> };
 }
 
 export interface SocketAck {
@@ -283,13 +285,48 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         tsCounter += 1;
         const ts = `${Math.floor(Date.now() / 1000)}.${String(tsCounter).padStart(6, '0')}`;
         const threadTs = typeof params.thread_ts === 'string' ? params.thread_ts : undefined;
-        posted.push({ channel, text, ts, ...(threadTs === undefined ? {} : { thread_ts: threadTs }) });
+        // The Web API client sends `metadata` as a JSON string in the form.
+        const metadata =
+          typeof params.metadata === 'string'
+            ? (JSON.parse(params.metadata) as PostedMessage['metadata'])
+            : (params.metadata as PostedMessage['metadata']);
+        posted.push({
+          channel,
+          text,
+          ts,
+          ...(threadTs === undefined ? {} : { thread_ts: threadTs }),
+          ...(metadata === undefined ? {} : { metadata }),
+        });
         return answer({
           ok: true,
           channel,
           ts,
           message: { type: 'message', user: botUserId, bot_id: botId, text, ts, thread_ts: threadTs },
         });
+      }
+      case 'conversations.history':
+      case 'conversations.replies': {
+        // The bot's own messages (the only ones this fake keeps), newest first, as Slack lists them;
+        // metadata only with include_all_metadata.
+        const channel = params.channel;
+        if (typeof channel !== 'string' || channel === '') return refuse('channel_not_found');
+        const thread = method === 'conversations.replies' ? params.ts : undefined;
+        const withMetadata = params.include_all_metadata === 'true' || params.include_all_metadata === true;
+        const limit = Math.min(1000, Number(params.limit ?? 100));
+        const messages = posted
+          .filter((m) => m.channel === channel && (thread === undefined || m.thread_ts === thread))
+          .slice(-limit)
+          .reverse()
+          .map((m) => ({
+            type: 'message',
+            user: botUserId,
+            bot_id: botId,
+            text: m.text,
+            ts: m.ts,
+            ...(m.thread_ts === undefined ? {} : { thread_ts: m.thread_ts }),
+            ...(withMetadata && m.metadata ? { metadata: m.metadata } : {}),
+          }));
+        return answer({ ok: true, messages, has_more: false });
       }
       default:
         return refuse('unknown_method');

@@ -11,6 +11,7 @@ import {
   HealthTracker,
   type PublishedCommand,
   type ReplyAddress,
+  type SendOptions,
 } from '../channel-adapter.js';
 import type { SlackConfig } from '../channels-config.js';
 import { isBadConfigError, toSendError } from './slack-errors.js';
@@ -22,6 +23,7 @@ import {
   type SlashCommand,
   slashCommandSchema,
 } from './slack-payloads.js';
+import { postedParts, replyMetadata } from './slack-posted-parts.js';
 import { type EnvelopeOutcome, SlackSocket, type SocketEnvelope } from './slack-socket.js';
 import { slackParts } from './slack-text.js';
 import { slackWebhook } from './slack-webhook.js';
@@ -159,18 +161,23 @@ export class SlackAdapter implements ChannelAdapter {
   }
 
   /** Posts each part in order (in the thread when the address has one); resolves when all were accepted. */
-  async send(address: ReplyAddress, text: string): Promise<void> {
+  async send(address: ReplyAddress, text: string, options: SendOptions = {}): Promise<void> {
     if (address.channel !== 'slack') {
       throw new ChannelSendError(`the Slack channel cannot deliver to ${address.channel}`, {
         permanent: true,
       });
     }
+    const { replyId } = options;
+    const already =
+      replyId !== undefined && options.mayRepeat ? await this.alreadyPosted(address, replyId) : new Set();
     try {
-      for (const part of slackParts(text)) {
+      for (const [index, part] of slackParts(text).entries()) {
+        if (already.has(index)) continue;
         await this.client.chat.postMessage({
           channel: address.conversation,
           text: part,
           ...(address.thread === undefined ? {} : { thread_ts: address.thread }),
+          ...(replyId === undefined ? {} : { metadata: replyMetadata(replyId, index) }),
         });
       }
     } catch (error) {
@@ -183,6 +190,28 @@ export class SlackAdapter implements ChannelAdapter {
 
   health(): ChannelHealth {
     return this.tracker.snapshot();
+  }
+
+  /**
+   * The parts of a reply a crashed attempt already posted. Reading history needs the
+   * `*:history` scopes; without them (or if Slack cannot answer) everything is posted again.
+   */
+  private async alreadyPosted(address: ReplyAddress, replyId: string): Promise<Set<number>> {
+    try {
+      const parts = await postedParts(this.client, address, replyId);
+      if (parts.size > 0)
+        this.logger.info(
+          { replyId, parts: [...parts] },
+          'reply parts already posted before a crash; not posting them again',
+        );
+      return parts;
+    } catch (error) {
+      this.logger.warn(
+        { replyId, err: (error as Error).message },
+        'cannot read the conversation back (history scopes?); posting the whole reply again',
+      );
+      return new Set();
+    }
   }
 
   private async connect(): Promise<void> {

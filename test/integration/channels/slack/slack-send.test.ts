@@ -101,4 +101,34 @@ describe('Slack adapter: sending replies', () => {
     expect(error.retryAfterMs).toBeUndefined();
     expect(down.health().lastError).toMatch(/unreachable/);
   });
+
+  it('a delivery re-run after a crash posts only the parts that are not in the conversation yet', async () => {
+    const long = Array.from({ length: 700 }, (_, i) => `word${i}`).join(' ');
+    const replyId = 'slack:Ev0RERUN';
+    await adapter.send(thread, long, { replyId });
+    const firstAttempt = fake.posted.length;
+    expect(firstAttempt).toBeGreaterThan(1);
+    expect(fake.posted.map((m) => m.metadata)).toEqual(
+      fake.posted.map((_, part) => ({
+        event_type: 'agent_reply',
+        event_payload: { reply_id: replyId, part },
+      })),
+    );
+
+    // The crash cut the first attempt off after it had posted everything: nothing is posted again.
+    await adapter.send(thread, long, { replyId, mayRepeat: true });
+    expect(fake.posted).toHaveLength(firstAttempt);
+
+    // ...after it had posted only the first part: the rest is posted, the first part not again.
+    fake.posted.splice(1);
+    await adapter.send(thread, long, { replyId, mayRepeat: true });
+    expect(fake.posted.map((m) => m.metadata?.event_payload.part)).toEqual(
+      Array.from({ length: firstAttempt }, (_, part) => part),
+    );
+
+    // Without the crash flag nothing is read back: an ordinary retry posts the reply.
+    await adapter.send(thread, 'short', { replyId: 'slack:Ev0OTHER' });
+    await adapter.send(thread, 'short', { replyId: 'slack:Ev0OTHER' });
+    expect(fake.posted.filter((m) => m.text === 'short')).toHaveLength(2);
+  });
 });
