@@ -434,7 +434,8 @@ export class ClusterHarness {
 
   /** As a client behind a load balancer: tries the nodes in turn, same event id, until one answers. */
   private async sendHttp(conversation: string, text: string, n: number): Promise<void> {
-    const deadline = Date.now() + 30_000;
+    // Long enough to outlast a Redis outage in a chaos test.
+    const deadline = Date.now() + 90_000;
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       const node = this.nodes[(n + attempt) % this.nodes.length] as ClusterNode;
       try {

@@ -13,6 +13,10 @@ export interface TestRedis {
   urlOn(address: string): string;
   /** SHUTDOWN (which fsyncs the AOF) and start again on the same port and directory. */
   restart(): Promise<void>;
+  /** SHUTDOWN, leaving the data for `up()`: Redis is away until then. */
+  down(): Promise<void>;
+  /** Starts again on the same port and directory after `down()`. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -79,6 +83,8 @@ export async function startRedis(options: { alsoBind?: string } = {}): Promise<T
       await shutdown();
       await launch();
     },
+    down: shutdown,
+    up: launch,
     async stop() {
       await shutdown();
       rmSync(dir, { recursive: true, force: true });
