@@ -124,8 +124,23 @@ export class Cluster {
     for (const keeper of this.keepers.values()) keeper.wake();
   };
 
+  /**
+   * The last refresh (one heartbeat old at most), with this node's own leases as they are now:
+   * what this node holds or gave up shows at once, the other nodes' at their next heartbeat.
+   */
   view(): ClusterView {
-    return this.snapshot;
+    const leases = this.snapshot.leases.map((lease) => {
+      const mine = this.keepers.get(lease.name)?.term?.holder;
+      if (mine) return { name: lease.name, holder: mine };
+      const staleSelf = lease.holder?.node === this.node && lease.holder.instance === this.instance;
+      return staleSelf ? { name: lease.name } : lease;
+    });
+    const known = new Set(leases.map((l) => l.name));
+    for (const [name, keeper] of this.keepers) {
+      const mine = keeper.term?.holder;
+      if (!known.has(name)) leases.push(mine ? { name, holder: mine } : { name });
+    }
+    return { ...this.snapshot, leases };
   }
 
   /** After the leases were released: marks this node stopped and closes the subscription. */

@@ -43,7 +43,8 @@ export class LeaseKeeper implements HeldLease {
   private held: LeaseTerm | undefined;
   private handlers: LeaseHandlers | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  /** Until `start()`: nothing may be acquired before there is something to run under it. */
+  private stopped = true;
   /** Acquisition, loss and stop never overlap. */
   private transition: Promise<void> = Promise.resolve();
   private redisFailing = false;

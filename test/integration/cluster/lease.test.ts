@@ -155,6 +155,22 @@ describe('leases with fencing tokens on a real Redis', () => {
     }
   });
 
+  it('takes nothing before start(), even when woken (Redis becoming ready)', async () => {
+    const { a, keyPrefix } = await twoNodes();
+    const keeper = a.cluster.lease('channel:early');
+    keeper.wake();
+    await sleep(100);
+    const admin = new Redis(redis.url);
+    try {
+      expect(await admin.exists(`${keyPrefix}:lease:channel:early`)).toBe(0);
+      const r = recorder();
+      await keeper.start(r.handlers);
+      expect(r.events).toEqual(['acquired 1']);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   it('lists both nodes and the holder in its view', async () => {
     const { a, b } = await twoNodes();
     await a.cluster.lease('channel:telegram').start(recorder().handlers);
