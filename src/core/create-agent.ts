@@ -29,7 +29,7 @@ import type { AgentConfig } from './config/schema.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { LogIdentityStore } from './identity/log-identity-store.js';
 import { RedisIdentityStore } from './identity/redis-identity-store.js';
-import { createLogger } from './logger.js';
+import { createLogger, secretScrubber } from './logger.js';
 import { LogMemoryStore } from './memory/log-memory-store.js';
 import { memoryCompactionJob } from './memory/memory-compaction-job.js';
 import type { MemoryStore } from './memory/memory-store.js';
@@ -158,6 +158,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
   const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
   const nodeId = resolveNodeId(config.cluster);
+  // The alert text goes to a chat: no configured secret may be in it.
   const withoutSecrets = secretScrubber(collectSecrets(config));
   // Set once the platform channels exist: alerts reach the owners' chats through the outbox.
   let alertOwners: ((id: string, text: string) => Promise<void>) | undefined;
@@ -464,12 +465,6 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       return stopping;
     },
   };
-}
-
-/** An error message with every configured secret cut out: it goes to a chat. */
-function secretScrubber(secrets: readonly string[]): (text: string) => string {
-  const long = [...new Set(secrets)].filter((s) => s.length >= 6).sort((a, b) => b.length - a.length);
-  return (text) => long.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
 }
 
 function channelState(health: ChannelStatus): string {

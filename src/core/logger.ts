@@ -13,10 +13,8 @@ export interface LoggerOptions {
  * an error message or a URL.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const secrets = [...new Set(options.secrets)]
-    .filter((s) => s.length >= 6)
-    .sort((a, b) => b.length - a.length);
-  const jsonSecrets = secrets.map((s) => JSON.stringify(s).slice(1, -1));
+  // A log line is JSON, so a secret appears in it in its JSON-escaped form.
+  const scrub = secretScrubber(options.secrets, (secret) => JSON.stringify(secret).slice(1, -1));
   return pino(
     {
       level: options.level,
@@ -34,14 +32,29 @@ export function createLogger(options: LoggerOptions): Logger {
         censor: '[redacted]',
       },
       hooks: {
-        streamWrite(line) {
-          let out = line;
-          for (const secret of jsonSecrets)
-            if (out.includes(secret)) out = out.split(secret).join('[redacted]');
-          return out;
-        },
+        streamWrite: scrub,
       },
     },
     options.destination,
   );
+}
+
+/**
+ * Cuts every configured secret out of a text (a log line, an alert sent to a chat). Values shorter
+ * than 6 characters are left alone (they would match ordinary words); the longest go first, so a
+ * secret containing another is cut whole.
+ */
+export function secretScrubber(
+  secrets: readonly string[],
+  encode: (secret: string) => string = (secret) => secret,
+): (text: string) => string {
+  const cut = [...new Set(secrets)]
+    .filter((s) => s.length >= 6)
+    .sort((a, b) => b.length - a.length)
+    .map(encode);
+  return (text) => {
+    let out = text;
+    for (const secret of cut) if (out.includes(secret)) out = out.split(secret).join('[redacted]');
+    return out;
+  };
 }
