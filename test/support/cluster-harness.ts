@@ -290,12 +290,16 @@ export class ClusterHarness {
     clearInterval(this.observeTimer);
   }
 
-  /** Per platform: sent, answered, lost (never answered), duplicated (answered more than once). */
+  /**
+   * Per platform: sent, answered, lost (never answered), duplicated (answered more than once).
+   * Every message counts, Discord's too: one posted while no node had a gateway session is read
+   * back over REST by the node that takes the gateway over, so it must be answered as well.
+   */
   counts(): Record<Platform, PlatformCount> {
     this.observe();
     const result = {} as Record<Platform, PlatformCount>;
     for (const platform of PLATFORMS) result[platform] = { sent: 0, answered: 0, lost: 0, duplicated: 0 };
-    for (const message of this.countable()) {
+    for (const message of this.sent) {
       const count = result[message.platform];
       count.sent += 1;
       const reply = this.replies.get(message.text);
@@ -323,7 +327,7 @@ export class ClusterHarness {
     this.observe();
     const result = {} as Record<Platform, number | undefined>;
     for (const platform of PLATFORMS) {
-      const firstReply = this.countable()
+      const firstReply = this.sent
         .filter((m) => m.platform === platform && m.at >= faultAt)
         .map((m) => this.replies.get(m.text)?.at)
         .filter((at): at is number => at !== undefined)
@@ -388,17 +392,9 @@ export class ClusterHarness {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /**
-   * Every message counts, Discord's too: one posted while no node had a gateway session is read
-   * back over REST by the node that takes the gateway over, so it must be answered as well.
-   */
-  private countable(): Sent[] {
-    return this.sent;
-  }
-
   private unanswered(): Sent[] {
     this.observe();
-    return this.countable().filter((m) => !this.replies.has(m.text));
+    return this.sent.filter((m) => !this.replies.has(m.text));
   }
 
   private sendRound(): void {

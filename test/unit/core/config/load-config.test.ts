@@ -1,31 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../../src/core/config/config-error.js';
 import { collectSecrets, loadConfig, redactConfig } from '../../../../src/core/config/load-config.js';
-
-const emptyDir = () => mkdtempSync(join(tmpdir(), 'agent-config-'));
-
-/** A directory holding `agent.config.json` with `file`. */
-function withFile(file: unknown): string {
-  const cwd = emptyDir();
-  writeFileSync(join(cwd, 'agent.config.json'), JSON.stringify(file));
-  return cwd;
-}
-
-function configError(env: Record<string, string>, file?: unknown): ConfigError {
-  const cwd = emptyDir();
-  if (file !== undefined)
-    writeFileSync(join(cwd, 'agent.config.json'), typeof file === 'string' ? file : JSON.stringify(file));
-  try {
-    loadConfig({ env, cwd });
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { configError, emptyDir, withFile } from './config-dirs.js';
 
 describe('loadConfig', () => {
   it('starts on embedded defaults with no file and no environment', () => {

@@ -1,24 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../../src/core/config/config-error.js';
 import { collectSecrets, loadConfig, redactConfig } from '../../../../src/core/config/load-config.js';
 import { isRedisConfigured } from '../../../../src/core/redis/redis-connection.js';
-
-const emptyDir = () => mkdtempSync(join(tmpdir(), 'agent-redis-config-'));
-
-function problemsFor(env: Record<string, string>, file?: unknown): ConfigError {
-  const cwd = emptyDir();
-  if (file !== undefined) writeFileSync(join(cwd, 'agent.config.json'), JSON.stringify(file));
-  try {
-    loadConfig({ env, cwd });
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { configError, emptyDir, withFile } from './config-dirs.js';
 
 describe('redis Sentinel configuration', () => {
   it('reads REDIS_SENTINELS as a comma-separated host:port list, with the master name defaulted', () => {
@@ -63,8 +48,7 @@ describe('redis Sentinel configuration', () => {
 
   it('reads sentinels from the config file, with the environment on top', () => {
     const file = { redis: { sentinels: ['a:1', 'b:2'], masterName: 'from-file' } };
-    const cwd = emptyDir();
-    writeFileSync(join(cwd, 'agent.config.json'), JSON.stringify(file));
+    const cwd = withFile(file);
     expect(loadConfig({ env: {}, cwd }).redis).toMatchObject({
       sentinels: ['a:1', 'b:2'],
       masterName: 'from-file',
@@ -164,7 +148,7 @@ describe('redis Sentinel configuration', () => {
   ];
 
   it.each(cases)('reports $name with the key, the value and a fix', ({ env, file, key, text, source }) => {
-    const error = problemsFor(env ?? {}, file);
+    const error = configError(env ?? {}, file);
     const problem = error.problems.find((p) => p.key === key);
     expect(problem, `problems were: ${error.message}`).toBeDefined();
     expect(`${problem?.problem} fix: ${problem?.fix}`).toMatch(text);
@@ -173,7 +157,7 @@ describe('redis Sentinel configuration', () => {
   });
 
   it('never shows a Redis password in an error', () => {
-    const error = problemsFor({
+    const error = configError({
       REDIS_URL: 'redis://:in-url-secret@h:6379',
       REDIS_PASSWORD: 'primary-secret-41',
       REDIS_SENTINEL_PASSWORD: 'sentinel-secret-42',
