@@ -93,6 +93,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         })
       : undefined);
   redis?.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis connection error'));
+  const nodeId = resolveNodeId(config.cluster);
   // With Redis, this process is one node of a cluster: connections a platform allows only once
   // are held under leases, and `/status` lists the nodes.
   const cluster = redis
@@ -100,7 +101,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         redis,
         keyPrefix: config.redis.keyPrefix,
         config: config.cluster,
-        node: resolveNodeId(config.cluster),
+        node: nodeId,
         version,
         logger,
       })
@@ -157,7 +158,6 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
 
   const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
-  const nodeId = resolveNodeId(config.cluster);
   // The alert text goes to a chat: no configured secret may be in it.
   const withoutSecrets = secretScrubber(collectSecrets(config));
   // Set once the platform channels exist: alerts reach the owners' chats through the outbox.
