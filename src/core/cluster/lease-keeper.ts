@@ -83,12 +83,14 @@ export class LeaseKeeper implements HeldLease {
   async confirm(): Promise<boolean> {
     const term = this.held;
     if (!term) return false;
+    // The loss is started, not awaited: the work asking is often what the loss must stop (an
+    // adapter's stop waits for the events it has in hand), and waiting would deadlock.
     if (this.now() >= this.validUntil) {
-      await this.lose(term, 'not renewed within the lease TTL');
+      this.loseLater(term, 'not renewed within the lease TTL');
       return false;
     }
     if (await this.lease.confirm(term)) return true;
-    await this.lose(term, 'superseded by another node');
+    this.loseLater(term, 'superseded by another node');
     return false;
   }
 
@@ -222,6 +224,15 @@ export class LeaseKeeper implements HeldLease {
         throw error;
       }
     });
+  }
+
+  private loseLater(term: LeaseTerm, reason: string): void {
+    this.lose(term, reason).catch((error: unknown) =>
+      this.options.logger.error(
+        { lease: this.name, err: (error as Error).message },
+        'stopping under a lost lease failed',
+      ),
+    );
   }
 
   private lose(term: LeaseTerm, reason: string): Promise<void> {

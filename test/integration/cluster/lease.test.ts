@@ -4,7 +4,8 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../../src/core/cluster/cluster.js';
 import { CLUSTER_DEFAULTS } from '../../../src/core/cluster/cluster-config.js';
-import type { LeaseKeeper } from '../../../src/core/cluster/lease-keeper.js';
+import { LeaseKeeper } from '../../../src/core/cluster/lease-keeper.js';
+import { RedisLease } from '../../../src/core/cluster/redis-lease.js';
 import { startRedis, type TestRedis } from '../../support/redis-server.js';
 
 const logger = pino({ level: 'silent' });
@@ -169,6 +170,41 @@ describe('leases with fencing tokens on a real Redis', () => {
     } finally {
       admin.disconnect();
     }
+  });
+
+  it('a fencing check made by work that the loss is stopping does not wait for that loss', async () => {
+    // The adapter's stop() waits for the events it has in hand, and each of those asks confirm():
+    // confirm() must answer at once rather than wait for the loss that is waiting for it.
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    clients.push(client);
+    let clock = Date.now();
+    const keeper = new LeaseKeeper(
+      new RedisLease(client, 'channel:inflight', {
+        keyPrefix: `inflight${++prefix}`,
+        ttlMs: TTL_MS,
+        releasedChannel: 'released',
+      }),
+      { node: 'a', instance: 'i1', ttlMs: TTL_MS, logger, now: () => clock },
+    );
+    const events: string[] = [];
+    let inHand: Promise<boolean> = Promise.resolve(true);
+    await keeper.start({
+      acquired: async () => {
+        events.push('acquired');
+      },
+      lost: async (reason) => {
+        events.push(`lost: ${reason}`);
+        await inHand;
+        events.push('stopped');
+      },
+    });
+    // The term lapses (as in a pause or an outage) while an event is in hand.
+    clock += TTL_MS * 10;
+    inHand = keeper.confirm();
+    expect(await inHand).toBe(false);
+    await until('the loss to finish', () => events.includes('stopped'), 2000);
+    expect(events).toEqual(['acquired', 'lost: not renewed within the lease TTL', 'stopped']);
+    await keeper.stop();
   });
 
   it('lists both nodes and the holder in its view', async () => {
