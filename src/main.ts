@@ -3,6 +3,8 @@ import { isConfigError } from './core/config/config-error.js';
 import { loadConfig } from './core/config/load-config.js';
 import { type Agent, createAgent } from './core/create-agent.js';
 import { doctorExitCode, formatDoctorReport, runDoctor } from './core/doctor.js';
+import { runKeystoreCommand } from './wallet/keys/keystore-cli.js';
+import { isWalletKeyError } from './wallet/keys/wallet-key-error.js';
 
 /** EX_CONFIG from sysexits.h: PM2 and systemd logs show the cause at a glance. */
 const EXIT_CONFIG = 78;
@@ -10,8 +12,15 @@ const EXIT_CONFIG = 78;
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? 'start';
   if (command === '--help' || command === 'help') {
-    process.stdout.write('usage: redundant-agent [start|doctor]\n');
+    process.stdout.write(
+      'usage: redundant-agent [start|doctor]\n' +
+        '       redundant-agent keystore create <keypair.json> <out.json>   (passphrase from WALLET_KEYSTORE_PASSPHRASE)\n' +
+        '       redundant-agent keystore address <file>\n',
+    );
     return;
+  }
+  if (command === 'keystore') {
+    process.exit(await runKeystoreCommand(argv.slice(1), process.env, process));
   }
   let config: ReturnType<typeof loadConfig>;
   try {
@@ -34,7 +43,17 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
 
-  const agent: Agent = await createAgent(config);
+  let agent: Agent;
+  try {
+    agent = await createAgent(config);
+  } catch (error) {
+    // An unsafe or unreadable wallet key stops the start, like a config error, with its fix.
+    if (isWalletKeyError(error)) {
+      process.stderr.write(`wallet: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
   let shuttingDown = false;
   const shutdown = (signal: string) => {
     if (shuttingDown) return;

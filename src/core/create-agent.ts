@@ -19,6 +19,8 @@ import { findLocalProvider, selectFallbackProvider } from '../providers/create-p
 import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gateway.js';
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
+import { createWallet, type Wallet } from '../wallet/create-wallet.js';
+import type { SolanaRpc } from '../wallet/rpc/solana-rpc.js';
 import { Cluster, type ClusterView } from './cluster/cluster.js';
 import { resolveNodeId } from './cluster/cluster-config.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
@@ -53,6 +55,8 @@ export interface AgentDeps {
   provider?: ChatProvider;
   /** Used instead of the adapters built from `channels` (tests). */
   adapters?: readonly ChannelAdapter[];
+  /** Used instead of the wallet's RPC endpoints (tests). */
+  solanaRpc?: SolanaRpc;
   now?: () => number;
 }
 
@@ -68,6 +72,8 @@ export interface Agent {
   readonly channels: ChannelHub | undefined;
   /** The provider gateway, when providers are configured. */
   readonly gateway: BuiltGateway['gateway'] | undefined;
+  /** The Solana wallet, when `wallet.enabled`. */
+  readonly wallet: Wallet | undefined;
   /** Listens, and resolves with the HTTP channel's URL. */
   start(): Promise<string>;
   /** Stops taking work, finishes in-flight turns (up to `shutdown.graceMs`), flushes and closes. */
@@ -266,6 +272,21 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     ...(cluster ? { cluster: clusterLines(cluster.view()) } : {}),
   });
 
+  // Set once the platform channels exist: a transfer's outcome reaches the person's latest chat.
+  let tellPerson: ((personId: string, id: string, text: string) => Promise<void>) | undefined;
+  const wallet = config.wallet.enabled
+    ? await createWallet(config.wallet, {
+        identity,
+        logger,
+        dataDir: config.memory.dataDir,
+        notify: async (requester, id, text) => tellPerson?.(requester.personId, id, text),
+        ...(redis ? { redis: { client: redis, keyPrefix: config.redis.keyPrefix } } : {}),
+        ...(deps.solanaRpc ? { rpc: deps.solanaRpc } : {}),
+        ...(deps.now ? { now: deps.now } : {}),
+      })
+    : undefined;
+  if (wallet) clusterJobs.add(wallet.reconcileJob);
+
   const commands = [
     ...createBuiltinCommands({
       status,
@@ -276,12 +297,14 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           : 'No providers are configured.',
     }),
     ...createLinkCommands({ identity, memory }),
+    ...(wallet ? [wallet.command] : []),
   ];
   const pipeline = new Pipeline({
     memory,
     identity,
     provider: () => provider,
     commands,
+    ...(wallet ? { tools: wallet.tools } : {}),
     systemPrompt: config.agent.systemPrompt,
     context: config.context,
     turnTimeoutMs: config.turn.timeoutMs,
@@ -372,6 +395,14 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     };
   }
 
+  if (channels) {
+    const hub = channels;
+    tellPerson = async (personId, id, text) => {
+      const [latest] = await identity.addresses(personId);
+      if (latest) await hub.notify(id, latest.address, text);
+    };
+  }
+
   const http: HttpChannel = new HttpChannel({
     webhooks: adapters.flatMap((a) => (a.webhook ? [a.webhook] : [])),
     config: config.http,
@@ -417,10 +448,12 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     identity,
     channels,
     gateway: built?.gateway,
+    wallet,
     async start() {
       await memory.open();
       await costs.open();
       await identity.open();
+      await wallet?.start();
       await built?.state.start();
       await http.start();
       await cluster?.start();
@@ -449,6 +482,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         const drained = await pipeline.drain(config.shutdown.graceMs);
         if (!drained)
           logger.warn({ inFlight: pipeline.inFlightCount }, 'shutdown grace ran out with turns in flight');
+        await wallet?.stop();
         await channels?.close();
         await scheduler.stop();
         if (clusterJobs !== scheduler) await clusterJobs.stop();

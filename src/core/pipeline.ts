@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ChatProvider, ChatResult } from '../providers/provider.js';
+import type { CallOptions, ChatProvider, ChatRequest, ChatResult } from '../providers/provider.js';
 import type { Command } from './commands/command.js';
 import { parseCommand } from './commands/command.js';
 import { buildContext, type ContextLimits, withSummary } from './context-window.js';
@@ -8,12 +8,18 @@ import { AgentError, isAgentError } from './errors.js';
 import type { IdentityResolver } from './identity/identity-store.js';
 import type { InboundMessage, Reply } from './inbound-message.js';
 import type { MemoryStore, MemorySummary, Turn } from './memory/memory-store.js';
+import type { ToolContext, TurnTools } from './tools/turn-tools.js';
+
+/** Tool rounds per turn: enough for look-up-then-act, and a stop for a model that loops. */
+const MAX_TOOL_ROUNDS = 4;
 
 export interface PipelineOptions {
   memory: MemoryStore;
   identity: IdentityResolver;
   provider: () => ChatProvider;
   commands: readonly Command[];
+  /** Tools the model may call during a turn (the wallet's); their results go back to the model. */
+  tools?: TurnTools;
   systemPrompt: string;
   context: ContextLimits;
   turnTimeoutMs: number;
@@ -138,7 +144,12 @@ export class Pipeline {
         return { text: result.text, duplicate: false, kind: 'command', personId };
       }
 
-      const result = await this.agentTurn(personId, message.channel, text, await historyRead, options);
+      const result = await this.agentTurn(
+        { personId, channel: message.channel, userId: message.userId },
+        text,
+        await historyRead,
+        options,
+      );
       await this.wrapMemory(() =>
         memory.commit({
           eventKey,
@@ -166,22 +177,46 @@ export class Pipeline {
   }
 
   private async agentTurn(
-    personId: string,
-    channel: string,
+    who: ToolContext,
     text: string,
     history: [Turn[], MemorySummary | undefined] | undefined,
     options: HandleOptions,
   ): Promise<ChatResult> {
-    const { context } = this.options;
+    const { context, tools } = this.options;
     const [turns, summary] = history ?? [[], undefined];
     // Turns older than the window reach the model only through their summary, if compacted.
     const system = withSummary(this.options.systemPrompt, summary?.text);
-    const request = { system, messages: buildContext(turns, text, system, context) };
+    const request: ChatRequest = {
+      system,
+      messages: buildContext(turns, text, system, context),
+      ...(tools ? { tools: tools.definitions } : {}),
+    };
     const signal = options.signal
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
       : AbortSignal.timeout(this.options.turnTimeoutMs);
     const provider = this.options.provider();
-    const call = { signal, meta: { personId, channel } };
+    const call = { signal, meta: { personId: who.personId, channel: who.channel } };
+    for (let round = 1; ; round += 1) {
+      const result = await this.callProvider(provider, request, call, options);
+      if (!tools || !result.toolCalls?.length || round > MAX_TOOL_ROUNDS) return result;
+      // The tool decides what it permits for this person; the model only gets its answer.
+      request.messages.push({ role: 'assistant', content: result.text, toolCalls: result.toolCalls });
+      for (const toolCall of result.toolCalls) {
+        const content = await tools.run(toolCall, who).catch((error: unknown) => {
+          this.options.logger.warn({ tool: toolCall.name, err: (error as Error).message }, 'tool failed');
+          return JSON.stringify({ error: 'the tool failed; try again later' });
+        });
+        request.messages.push({ role: 'tool', toolCallId: toolCall.id, content });
+      }
+    }
+  }
+
+  private async callProvider(
+    provider: ChatProvider,
+    request: ChatRequest,
+    call: CallOptions,
+    options: HandleOptions,
+  ): Promise<ChatResult> {
     if (!options.onText) return provider.complete(request, call);
     for await (const event of provider.stream(request, call)) {
       if (event.type === 'text') options.onText(event.text);

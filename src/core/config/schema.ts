@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CHANNELS_DEFAULTS, channelsSchema } from '../../channels/channels-config.js';
 import { budgetConfigSchema } from '../../providers/budget/budget-config.js';
+import { walletSchema } from '../../wallet/wallet-config.js';
 import { CLUSTER_DEFAULTS, clusterSchema } from '../cluster/cluster-config.js';
 import { parseHostPort } from '../redis/host-port.js';
 import { gatewaySchema, routingFields } from './gateway-schema.js';
@@ -261,6 +262,8 @@ export const configSchema = z
       })
       .strict()
       .default({ attempts: 3, backoffMs: 5000, alertAfterFailures: 3 }),
+    /** The Solana wallet (off by default): key, cluster, owners, caps and allowlist. */
+    wallet: walletSchema.default(walletSchema.parse({})),
     alerts: z
       .object({
         /**
@@ -286,6 +289,18 @@ export const configSchema = z
       });
     }
     checkRedisSettings(config.redis, ctx);
+    config.wallet.owners.forEach((owner, index) => {
+      const channel = owner.slice(0, owner.indexOf(':'));
+      // An HTTP caller names its own conversation id; only a token-holding caller may claim one.
+      if (channel === 'http' && config.http.authTokens.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['wallet', 'owners', index],
+          message: `is an HTTP account, but the HTTP channel has no auth tokens, so anyone could claim it`,
+          params: { fix: 'set HTTP_AUTH_TOKENS, or name the owner by a Telegram, Discord or Slack account' },
+        });
+      }
+    });
     config.alerts.notify.forEach((target, index) => {
       if (config.channels[target.channel]?.enabled) return;
       ctx.addIssue({

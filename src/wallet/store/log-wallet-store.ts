@@ -1,0 +1,133 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { AppendLog } from '../../core/memory/append-log.js';
+import { type IntentStatus, SPENDING_STATUSES, type TransferIntent } from '../transfer-intent.js';
+import { type AuthorizeResult, type CapCheck, checkCaps, type WalletStore } from './wallet-store.js';
+
+export const WALLET_LOG_FILE = 'wallet.log';
+
+export interface LogWalletStoreOptions {
+  dataDir: string;
+  logger?: Logger;
+}
+
+/**
+ * Intents in the local append-only log (embedded mode: one process). Each change appends the
+ * whole intent and is fsync'd before it is visible, so what a crash leaves on disk is exactly
+ * what the wallet last acted on. Changes run one at a time, which makes compare-and-set and the
+ * cap check atomic here.
+ */
+export class LogWalletStore implements WalletStore {
+  readonly backend = 'log' as const;
+  private readonly log: AppendLog<TransferIntent>;
+  private readonly intents = new Map<string, TransferIntent>();
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: LogWalletStoreOptions) {
+    this.log = new AppendLog<TransferIntent>(join(options.dataDir, WALLET_LOG_FILE));
+  }
+
+  async open(): Promise<void> {
+    const loaded = this.log.open();
+    if (loaded.skipped > 0) {
+      this.options.logger?.warn(
+        { path: this.log.path, skipped: loaded.skipped, tornTail: loaded.tornTail },
+        'wallet log: skipped damaged records (a torn last record is expected after a crash)',
+      );
+    }
+    // Last record wins: each is the whole intent as of that change.
+    for (const intent of loaded.records) this.intents.set(intent.id, intent);
+  }
+
+  async close(): Promise<void> {
+    await this.chain.catch(() => {});
+    await this.log.close();
+  }
+
+  create(intent: TransferIntent): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.intents.has(intent.id)) throw new Error(`intent ${intent.id} exists`);
+      await this.write(intent);
+    });
+  }
+
+  async get(id: string): Promise<TransferIntent | undefined> {
+    return this.intents.get(id);
+  }
+
+  transition(
+    id: string,
+    from: readonly IntentStatus[],
+    patch: Partial<TransferIntent> & { status: IntentStatus },
+  ): Promise<TransferIntent | undefined> {
+    return this.exclusive(async () => {
+      const current = this.intents.get(id);
+      if (!current || !from.includes(current.status)) return undefined;
+      const next = { ...current, ...patch, id };
+      await this.write(next);
+      return next;
+    });
+  }
+
+  authorize(
+    id: string,
+    from: readonly IntentStatus[],
+    caps: CapCheck,
+    patch: Partial<TransferIntent>,
+    now: number,
+  ): Promise<AuthorizeResult> {
+    return this.exclusive(async (): Promise<AuthorizeResult> => {
+      const current = this.intents.get(id);
+      if (!current) return { ok: false, reason: 'not_found' };
+      if (!from.includes(current.status)) return { ok: false, reason: 'wrong_status', intent: current };
+      if (
+        current.approvalExpiresAt !== undefined &&
+        now > current.approvalExpiresAt &&
+        current.status === 'pending_approval'
+      ) {
+        return { ok: false, reason: 'approval_expired', intent: current };
+      }
+      const refused = checkCaps(
+        this.intents.values(),
+        current,
+        caps,
+        patch.autonomous === true,
+        SPENDING_STATUSES,
+        now,
+      );
+      if (refused) return refused;
+      const next: TransferIntent = {
+        ...current,
+        ...patch,
+        id,
+        status: 'approved',
+        authorizedAt: now,
+        updatedAt: now,
+      };
+      await this.write(next);
+      return { ok: true, intent: next };
+    });
+  }
+
+  async recent(limit: number): Promise<TransferIntent[]> {
+    return [...this.intents.values()].sort((a, b) => b.createdAt - a.createdAt).slice(0, limit);
+  }
+
+  async withStatus(statuses: ReadonlySet<IntentStatus>): Promise<TransferIntent[]> {
+    return [...this.intents.values()]
+      .filter((i) => statuses.has(i.status))
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** Durable first, visible second: nothing acts on a change the disk does not hold. */
+  private async write(intent: TransferIntent): Promise<void> {
+    await this.log.append(intent);
+    this.intents.set(intent.id, intent);
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.chain.catch(() => {}).then(work);
+    this.chain = run;
+    return run;
+  }
+}
