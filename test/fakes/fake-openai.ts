@@ -93,6 +93,11 @@ export interface FakeOpenAiOptions {
   host?: string;
   /** The reply for a request; default echoes the last user message. */
   reply?: (body: RecordedRequest['body']) => string;
+  /**
+   * A model of its own for requests that offer tools: the tool call it makes now, or undefined to
+   * answer as usual. Consulted on every such request, after tool results too.
+   */
+  toolPlan?: (body: RecordedRequest['body']) => { name: string; arguments: string } | undefined;
   /** Milliseconds before answering, to keep turns in flight. */
   delayMs?: number;
   /** Keep every request (off for benchmarks). Default true. */
@@ -148,7 +153,10 @@ function plan(
   body: RecordedRequest['body'],
   reply: (body: RecordedRequest['body']) => string,
   n: number,
+  toolPlan?: FakeOpenAiOptions['toolPlan'],
 ): Plan {
+  const planned = body.tools && body.tools.length > 0 ? toolPlan?.(body) : undefined;
+  if (planned) return { kind: 'tool', call: { id: `call_fake_${n}`, type: 'function', function: planned } };
   const trailing: RecordedMessage[] = [];
   for (let i = body.messages.length - 1; i >= 0 && body.messages[i]?.role === 'tool'; i--)
     trailing.unshift(body.messages[i] as RecordedMessage);
@@ -254,7 +262,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
           ...(fault ? { fault: fault.kind } : {}),
         });
       const answer = () => {
-        const p = plan(body, reply, chatHits);
+        const p = plan(body, reply, chatHits, options.toolPlan);
         if (body.stream) return streamAnswer(res, body, p, fault);
         if (fault) return applyPlainFault(res, fault, () => plainAnswer(res, body, p));
         plainAnswer(res, body, p);

@@ -1,0 +1,40 @@
+import { loadConfig } from '../../src/core/config/load-config.js';
+import { type Agent, createAgent } from '../../src/core/create-agent.js';
+import { postMessage } from './test-agent.js';
+import { OWNER_TOKEN, type WalletWorld } from './wallet-world.js';
+
+export interface WalletAgent {
+  agent: Agent;
+  url: string;
+  /** Posts `text` as conversation `who` (the HTTP account `http:<who>`); resolves with the reply text. */
+  say(who: string, text: string): Promise<string>;
+}
+
+/** An agent on the world's config; `now` lets a test move its clock (approval expiry, caps' 24 hours). */
+export async function startWalletAgent(
+  world: WalletWorld,
+  options: { env?: Record<string, string>; now?: () => number } = {},
+): Promise<WalletAgent> {
+  const config = loadConfig({
+    env: { HTTP_PORT: '0', LOCAL_LLM_PROBE: 'false', LOG_LEVEL: 'silent', ...world.env, ...options.env },
+    cwd: world.dataDir,
+  });
+  const agent = await createAgent(config, options.now ? { now: options.now } : {});
+  const url = await agent.start();
+  let n = 0;
+  return {
+    agent,
+    url,
+    async say(who, text) {
+      n += 1;
+      const reply = await postMessage(
+        url,
+        who,
+        { text, eventId: `${Date.now()}-${n}` },
+        { authorization: `Bearer ${OWNER_TOKEN}` },
+      );
+      if (reply.status !== 200) throw new Error(`HTTP ${reply.status}: ${JSON.stringify(reply.body)}`);
+      return reply.body.reply.text as string;
+    },
+  };
+}
