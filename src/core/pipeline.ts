@@ -198,7 +198,14 @@ export class Pipeline {
     const call = { signal, meta: { personId: who.personId, channel: who.channel } };
     for (let round = 1; ; round += 1) {
       const result = await this.callProvider(provider, request, call, options);
-      if (!tools || !result.toolCalls?.length || round > MAX_TOOL_ROUNDS) return result;
+      if (!tools || !result.toolCalls?.length) return result;
+      if (round > MAX_TOOL_ROUNDS) {
+        // A model that keeps calling tools gets no more; the person gets a reply, never nothing.
+        return {
+          ...result,
+          text: result.text || `I stopped after ${MAX_TOOL_ROUNDS} rounds of tool calls without an answer.`,
+        };
+      }
       // The tool decides what it permits for this person; the model only gets its answer.
       request.messages.push({ role: 'assistant', content: result.text, toolCalls: result.toolCalls });
       for (const toolCall of result.toolCalls) {

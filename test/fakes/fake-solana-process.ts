@@ -1,9 +1,9 @@
 /**
  * The fake Solana (test/fakes/fake-solana.ts) in a process of its own, driven over IPC by
- * `startSolanaProcess` (test/fakes/fake-solana-remote.ts). LiteSVM can abort the process that
- * loaded it as that process exits (`std::bad_alloc` once BPF programs have run), so it must never
- * live in a test worker; this process never exits normally: when its parent goes away it kills
- * itself with SIGKILL, which skips the exit path that crashes.
+ * `startSolanaProcess` (test/fakes/fake-solana-remote.ts). Once LiteSVM has run BPF programs it can
+ * abort the process that loaded it (`std::bad_alloc`, see fake-solana-remote.ts), so it must never
+ * live in a test worker. This process never exits normally: when its parent goes away it kills
+ * itself with SIGKILL, which also skips the exit path, where the abort was seen most.
  *
  * Started with an IPC channel and its `FakeSolanaOptions` (hooks aside) as JSON in argv[2]. It
  * sends `SolanaReady` once listening, then answers each `SolanaRequest` with a `SolanaResponse`

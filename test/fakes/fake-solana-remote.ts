@@ -27,8 +27,8 @@ export interface SendEvent {
 
 /**
  * The fake Solana RPC (test/fakes/fake-solana.ts) running in a child process, with its controls
- * as async calls. LiteSVM can abort the process it lives in as that process exits, so tests never
- * load it themselves: this module imports neither LiteSVM nor the fake.
+ * as async calls. LiteSVM can abort the process it lives in (see LITESVM_NODE_FLAGS), so tests
+ * never load it themselves: this module imports neither LiteSVM nor the fake.
  */
 export interface SolanaProcess {
   url: string;
@@ -88,13 +88,17 @@ export async function startSolanaProcess(options: FakeSolanaProcessOptions = {})
   let nextId = 1;
   let listener: ((event: SendEvent) => void | Promise<void>) | undefined;
   let closing = false;
+  let gone: string | undefined;
 
   const post = (message: SolanaParentMessage) => {
     if (child.connected) child.send(message);
   };
   const call = <M extends SolanaMethod>(method: M, ...args: Parameters<SolanaMethods[M]>) =>
     new Promise<ReturnType<SolanaMethods[M]>>((resolve, reject) => {
-      if (!child.connected) return reject(new Error(`fake Solana ${method}: the process is gone`));
+      if (!child.connected)
+        return reject(
+          new Error(`fake Solana ${method}: the process ${gone ? `exited (${gone})` : 'is gone'}`),
+        );
       const id = nextId++;
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       child.send({ id, method, args } satisfies SolanaRequest<M>);
@@ -129,6 +133,7 @@ export async function startSolanaProcess(options: FakeSolanaProcessOptions = {})
       }
     });
     void exited.then((how) => {
+      gone = how;
       clearTimeout(timer);
       reject(new Error(`the fake Solana process exited (${how}) before it was ready`));
       for (const waiter of pending.values())

@@ -31,8 +31,8 @@ import { FAKE_GENESIS_HASH, fromBase58, LAMPORTS_PER_SIGNATURE, toBase58 } from 
  * `getTransaction`, `simulateTransaction`, program-account queries, jsonParsed encodings.
  *
  * Tests use it through `startSolanaProcess` (test/fakes/fake-solana-remote.ts), in a process of
- * its own: once LiteSVM has run BPF programs, the process can abort as it exits (`std::bad_alloc`),
- * which in a test worker kills the worker and fails the run.
+ * its own: once LiteSVM has run BPF programs, the process can abort (`std::bad_alloc`, in a garbage
+ * collection or at exit), which in a test worker kills the worker and fails the run.
  */
 
 export {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/core/config/load-config.js';
 import { type Agent, createAgent } from '../../src/core/create-agent.js';
 import { postMessage } from './test-agent.js';
@@ -21,16 +22,14 @@ export async function startWalletAgent(
   });
   const agent = await createAgent(config, options.now ? { now: options.now } : {});
   const url = await agent.start();
-  let n = 0;
   return {
     agent,
     url,
     async say(who, text) {
-      n += 1;
       const reply = await postMessage(
         url,
         who,
-        { text, eventId: `${Date.now()}-${n}` },
+        { text, eventId: randomUUID() },
         { authorization: `Bearer ${OWNER_TOKEN}` },
       );
       if (reply.status !== 200) throw new Error(`HTTP ${reply.status}: ${JSON.stringify(reply.body)}`);
