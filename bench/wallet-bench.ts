@@ -41,7 +41,9 @@ interface RunFigures {
 
 async function oneRun(): Promise<RunFigures> {
   const world = await startWalletWorld({
-    limits: { SOL: { perTransaction: '1', perDay: '1000', autonomousPerTransaction: '0', autonomousPerDay: '0' } },
+    limits: {
+      SOL: { perTransaction: '1', perDay: '1000', autonomousPerTransaction: '0', autonomousPerDay: '0' },
+    },
   });
   const agent = await startWalletAgent(world);
   try {
@@ -61,12 +63,19 @@ async function oneRun(): Promise<RunFigures> {
       if (!/confirmed|finalized/.test(reply)) throw new Error(`not confirmed: ${reply}`);
     }
     const landed = await world.solana.balance(world.friend.publicKey);
-    if (landed !== BigInt(SENDS) * BigInt(LAMPORTS_PER_SOL / 1000)) throw new Error(`ledger shows ${landed} lamports`);
+    if (landed !== BigInt(SENDS) * BigInt(LAMPORTS_PER_SOL / 1000))
+      throw new Error(`ledger shows ${landed} lamports`);
 
     const wallet = agent.agent.wallet;
     if (!wallet) throw new Error('no wallet');
     const policy = wallet.service.policy;
-    const request = { token: 'SOL', amount: '0.001', recipient: friend, origin: 'command' as const, requesterIsOwner: true };
+    const request = {
+      token: 'SOL',
+      amount: '0.001',
+      recipient: friend,
+      origin: 'command' as const,
+      requesterIsOwner: true,
+    };
     for (let i = 0; i < 1000; i += 1) policy.judge(request); // Warm-up.
     const judgeStart = performance.now();
     for (let i = 0; i < JUDGE_ITERATIONS; i += 1) policy.judge(request);
@@ -89,11 +98,21 @@ async function oneRun(): Promise<RunFigures> {
         updatedAt: now,
       });
       const start = performance.now();
-      const result = await wallet.store.authorize(id, ['proposed'], { token: 'SOL', perDay: 10n ** 15n, windowMs: 86_400_000 }, {}, now);
+      const result = await wallet.store.authorize(
+        id,
+        ['proposed'],
+        { token: 'SOL', perDay: 10n ** 15n, windowMs: 86_400_000 },
+        {},
+        now,
+      );
       authorize.push(performance.now() - start);
       if (!result.ok) throw new Error(`authorize refused: ${result.reason}`);
       // Out of the way of the reconciliation job: this intent was never meant to be sent.
-      await wallet.store.transition(id, ['approved'], { status: 'failed', error: 'benchmark', updatedAt: now });
+      await wallet.store.transition(id, ['approved'], {
+        status: 'failed',
+        error: 'benchmark',
+        updatedAt: now,
+      });
     }
     const sorted = [...sends].sort((a, b) => a - b);
     return {
@@ -112,7 +131,9 @@ async function oneRun(): Promise<RunFigures> {
 
 async function main(): Promise<void> {
   console.log(machineLine('bench:wallet'));
-  console.log(`${RUNS} runs, ${SENDS} sends each; policy judged ${JUDGE_ITERATIONS.toLocaleString('en-US')} times a run\n`);
+  console.log(
+    `${RUNS} runs, ${SENDS} sends each; policy judged ${JUDGE_ITERATIONS.toLocaleString('en-US')} times a run\n`,
+  );
   const runs: RunFigures[] = [];
   for (let run = 0; run < RUNS; run += 1) runs.push(await oneRun());
   const row = (label: string, pick: (r: RunFigures) => number, format: (n: number) => string) => [
