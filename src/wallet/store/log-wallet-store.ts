@@ -1,8 +1,13 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog } from '../../core/memory/append-log.js';
-import { type IntentStatus, SPENDING_STATUSES, type TransferIntent } from '../transfer-intent.js';
-import { type AuthorizeResult, type CapCheck, checkCaps, type WalletStore } from './wallet-store.js';
+import type { IntentStatus, TransferIntent } from '../transfer-intent.js';
+import {
+  type AuthorizeResult,
+  type CapCheck,
+  decideAuthorization,
+  type WalletStore,
+} from './wallet-store.js';
 
 export const WALLET_LOG_FILE = 'wallet.log';
 
@@ -77,35 +82,11 @@ export class LogWalletStore implements WalletStore {
     now: number,
   ): Promise<AuthorizeResult> {
     return this.exclusive(async (): Promise<AuthorizeResult> => {
-      const current = this.intents.get(id);
-      if (!current) return { ok: false, reason: 'not_found' };
-      if (!from.includes(current.status)) return { ok: false, reason: 'wrong_status', intent: current };
-      if (
-        current.approvalExpiresAt !== undefined &&
-        now > current.approvalExpiresAt &&
-        current.status === 'pending_approval'
-      ) {
-        return { ok: false, reason: 'approval_expired', intent: current };
-      }
-      const refused = checkCaps(
+      const result = await decideAuthorization(this.intents.get(id), from, caps, patch, now, () =>
         this.intents.values(),
-        current,
-        caps,
-        patch.autonomous === true,
-        SPENDING_STATUSES,
-        now,
       );
-      if (refused) return refused;
-      const next: TransferIntent = {
-        ...current,
-        ...patch,
-        id,
-        status: 'approved',
-        authorizedAt: now,
-        updatedAt: now,
-      };
-      await this.write(next);
-      return { ok: true, intent: next };
+      if (result.ok) await this.write(result.intent);
+      return result;
     });
   }
 

@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
+import { type IntentStatus, type TransferIntent, UNFINISHED_STATUSES } from '../transfer-intent.js';
 import {
-  type IntentStatus,
-  SPENDING_STATUSES,
-  type TransferIntent,
-  UNFINISHED_STATUSES,
-} from '../transfer-intent.js';
-import { type AuthorizeResult, type CapCheck, checkCaps, type WalletStore } from './wallet-store.js';
+  type AuthorizeResult,
+  type CapCheck,
+  decideAuthorization,
+  type WalletStore,
+} from './wallet-store.js';
 
 export interface RedisWalletStoreOptions {
   redis: Redis;
@@ -77,35 +77,17 @@ export class RedisWalletStore implements WalletStore {
     now: number,
   ): Promise<AuthorizeResult> {
     const spendKey = this.key(`authorized:${caps.token}`);
-    return this.optimistic([this.intentKey(id), spendKey], async (tx) => {
-      const current = await this.read(tx, id);
-      if (!current) return { done: { ok: false, reason: 'not_found' } as AuthorizeResult };
-      if (!from.includes(current.status))
-        return { done: { ok: false, reason: 'wrong_status', intent: current } };
-      if (
-        current.status === 'pending_approval' &&
-        current.approvalExpiresAt !== undefined &&
-        now > current.approvalExpiresAt
-      ) {
-        return { done: { ok: false, reason: 'approval_expired', intent: current } };
-      }
-      const ids = await tx.zrangebyscore(spendKey, now - caps.windowMs, '+inf');
-      const texts = ids.length > 0 ? await tx.mget(...ids.map((i) => this.intentKey(i))) : [];
-      const window = texts.flatMap((t) => (t ? [JSON.parse(t) as TransferIntent] : []));
-      const refused = checkCaps(window, current, caps, patch.autonomous === true, SPENDING_STATUSES, now);
-      if (refused) return { done: refused };
-      const next: TransferIntent = {
-        ...current,
-        ...patch,
-        id,
-        status: 'approved',
-        authorizedAt: now,
-        updatedAt: now,
-      };
+    return this.optimistic<AuthorizeResult>([this.intentKey(id), spendKey], async (tx) => {
+      const result = await decideAuthorization(await this.read(tx, id), from, caps, patch, now, async () => {
+        const ids = await tx.zrangebyscore(spendKey, now - caps.windowMs, '+inf');
+        const texts = ids.length > 0 ? await tx.mget(...ids.map((i) => this.intentKey(i))) : [];
+        return texts.flatMap((t) => (t ? [JSON.parse(t) as TransferIntent] : []));
+      });
+      if (!result.ok) return { done: result };
       return {
-        done: { ok: true, intent: next },
+        done: result,
         writes: (m) => {
-          this.writeIntent(m, next);
+          this.writeIntent(m, result.intent);
           m.zadd(spendKey, now, id);
           m.zremrangebyscore(spendKey, '-inf', now - caps.windowMs - 1);
         },

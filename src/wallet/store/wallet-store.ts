@@ -1,4 +1,4 @@
-import type { IntentStatus, TransferIntent } from '../transfer-intent.js';
+import { type IntentStatus, SPENDING_STATUSES, type TransferIntent } from '../transfer-intent.js';
 
 /** A daily cap to check, atomically with the step that makes an intent count against it. */
 export interface CapCheck {
@@ -71,8 +71,40 @@ export function spentInWindow(
   return [all, autonomous];
 }
 
+/**
+ * The whole authorisation decision, made by both stores on what they read inside their atomic
+ * step: the status compare-and-set, the approval's expiry, then the caps with this intent counted.
+ * `window` is every intent that may count against the caps (more is harmless: it is filtered).
+ */
+export function decideAuthorization(
+  current: TransferIntent | undefined,
+  from: readonly IntentStatus[],
+  caps: CapCheck,
+  patch: Partial<TransferIntent>,
+  now: number,
+  window: () => Iterable<TransferIntent> | Promise<Iterable<TransferIntent>>,
+): Promise<AuthorizeResult> | AuthorizeResult {
+  if (!current) return { ok: false, reason: 'not_found' };
+  if (!from.includes(current.status)) return { ok: false, reason: 'wrong_status', intent: current };
+  if (
+    current.status === 'pending_approval' &&
+    current.approvalExpiresAt !== undefined &&
+    now > current.approvalExpiresAt
+  ) {
+    return { ok: false, reason: 'approval_expired', intent: current };
+  }
+  return Promise.resolve(window()).then((intents): AuthorizeResult => {
+    const refused = checkCaps(intents, current, caps, patch.autonomous === true, SPENDING_STATUSES, now);
+    if (refused) return refused;
+    return {
+      ok: true,
+      intent: { ...current, ...patch, id: current.id, status: 'approved', authorizedAt: now, updatedAt: now },
+    };
+  });
+}
+
 /** The cap decision both stores make on the intents they read. */
-export function checkCaps(
+function checkCaps(
   intents: Iterable<TransferIntent>,
   intent: TransferIntent,
   caps: CapCheck,
