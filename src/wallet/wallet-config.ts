@@ -22,7 +22,7 @@ const address = z.string().refine(isAddress, 'must be a base58 Solana address');
 
 /** A limit in whole tokens as a decimal string ("0.5"), so no float ever holds an amount. */
 const decimalLimit = z
-  .string()
+  .string({ error: 'must be a decimal string such as "0.5" (quoted, not a number)' })
   .regex(/^\d+(\.\d+)?$/, 'must be a decimal string such as "0.5" (quoted, not a number)');
 
 const limitsSchema = z

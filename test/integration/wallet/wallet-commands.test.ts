@@ -58,4 +58,29 @@ describe('/wallet against a local Solana runtime', () => {
     );
     expect(await world.solana.sent()).toBe(0);
   });
+
+  it('fails over to the next RPC endpoint when the first is down', async () => {
+    world = await startWalletWorld();
+    // Nothing listens on port 1: every call to it fails and the next endpoint answers.
+    running = await startWalletAgent(world, {
+      env: { WALLET_RPC_URLS: `http://127.0.0.1:1,${world.solana.url}` },
+    });
+    const friend = world.friend.publicKey;
+    expect(await running.say('owner', `/wallet send 0.1 SOL ${friend.toBase58()}`)).toMatch(
+      /confirmed|finalized/,
+    );
+    expect(await world.solana.balance(friend)).toBe(100_000_000n);
+  });
+
+  it('refuses every action when the RPC serves another cluster than the one configured', async () => {
+    world = await startWalletWorld();
+    running = await startWalletAgent(world, {
+      env: { WALLET_GENESIS_HASH: 'EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG' },
+    });
+    expect(await running.say('owner', '/wallet balance')).toMatch(/^Refused \(cluster_mismatch\)/);
+    expect(await running.say('owner', `/wallet send 0.1 SOL ${world.friend.publicKey.toBase58()}`)).toMatch(
+      /^Refused \(cluster_mismatch\)/,
+    );
+    expect(await world.solana.sent()).toBe(0);
+  });
 });
