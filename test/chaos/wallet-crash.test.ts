@@ -47,7 +47,7 @@ async function history(url: string): Promise<string> {
   return reply.body.reply.text as string;
 }
 
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 40_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -57,6 +57,9 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20
 
 beforeAll(async () => {
   world = await startWalletWorld({
+    // 150 blocks of 200 ms: the signed bytes stay valid for 30 s, longer than a restart under a
+    // loaded suite takes, so only the expiry case below (which jumps the chain) sees them expire.
+    slotMs: 200,
     limits: { SOL: { perTransaction: '1', perDay: '5' } },
     wallet: { reconcileEveryMs: 1000, confirmPollMs: 50 },
   });
