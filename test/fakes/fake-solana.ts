@@ -8,9 +8,10 @@ import {
   TOKEN_PROGRAM_ID,
 } from '@solana/spl-token';
 import { Keypair, PublicKey, VersionedMessage, VersionedTransaction } from '@solana/web3.js';
+import bs58 from 'bs58';
 import { FailedTransactionMetadata, LiteSVM } from 'litesvm';
 import { listenLocal } from '../support/listen.js';
-import { FAKE_GENESIS_HASH, fromBase58, LAMPORTS_PER_SIGNATURE, toBase58 } from './fake-solana-common.js';
+import { FAKE_GENESIS_HASH, LAMPORTS_PER_SIGNATURE } from './fake-solana-common.js';
 
 /**
  * A local Solana JSON-RPC server over an in-process LiteSVM, so the real `Connection` from
@@ -40,7 +41,6 @@ export {
   FAKE_GENESIS_HASH,
   LAMPORTS_PER_SIGNATURE,
   MAINNET_GENESIS_HASH,
-  toBase58,
 } from './fake-solana-common.js';
 
 export type SendVerdict = 'apply' | 'drop';
@@ -146,7 +146,7 @@ export async function startFakeSolana(options: FakeSolanaOptions = {}): Promise<
   let afterHook = options.afterApply;
 
   const rentExempt = (size: number) => Number(svm.minimumBalanceForRentExemption(BigInt(size)));
-  const blockhashAt = (h: number) => toBase58(sha256(`${genesisHash}:${h}`));
+  const blockhashAt = (h: number) => bs58.encode(sha256(`${genesisHash}:${h}`));
   const advance = (n: number) => {
     for (let i = 0; i < n; i++) blockhashes.set(blockhashAt(++height), height);
     svm.warpToSlot(BigInt(height));
@@ -180,7 +180,7 @@ export async function startFakeSolana(options: FakeSolanaOptions = {}): Promise<
     return {
       lamports: account.lamports,
       owner: account.owner.toBase58(),
-      data: encoding === 'base58' ? [toBase58(data), 'base58'] : [data.toString('base64'), 'base64'],
+      data: encoding === 'base58' ? [bs58.encode(data), 'base58'] : [data.toString('base64'), 'base64'],
       executable: account.executable,
       rentEpoch: account.rentEpoch ?? 0,
       space: data.length,
@@ -192,12 +192,12 @@ export async function startFakeSolana(options: FakeSolanaOptions = {}): Promise<
     let bytes: Uint8Array;
     let tx: VersionedTransaction;
     try {
-      bytes = config.encoding === 'base64' ? Buffer.from(encoded, 'base64') : fromBase58(encoded);
+      bytes = config.encoding === 'base64' ? Buffer.from(encoded, 'base64') : bs58.decode(encoded);
       tx = VersionedTransaction.deserialize(bytes);
     } catch (error) {
       throw new RpcError(-32602, `invalid transaction: ${(error as Error).message}`);
     }
-    const signature = toBase58(tx.signatures[0] ?? new Uint8Array(64));
+    const signature = bs58.encode(tx.signatures[0] ?? new Uint8Array(64));
     if ((await beforeHook?.({ signature, bytes })) === 'drop') return DROP;
 
     const refusal = statuses.has(signature)
@@ -272,7 +272,7 @@ export async function startFakeSolana(options: FakeSolanaOptions = {}): Promise<
       const result = svm.airdrop(new PublicKey(address), BigInt(lamports));
       if (!result || result instanceof FailedTransactionMetadata)
         throw new RpcError(-32603, 'Internal error: airdrop failed');
-      const signature = toBase58(result.signature());
+      const signature = bs58.encode(result.signature());
       statuses.set(signature, { slot: height, err: null, finalized: true });
       return signature;
     },
