@@ -1,3 +1,5 @@
+import { clip } from './clip.js';
+
 /**
  * Amounts as people write them ("0.25") to integer base units (lamports, token base units) and
  * back. Everything is bigint: a float cannot hold 0.1 SOL exactly, and a wallet must not round.
@@ -13,7 +15,7 @@ export function parseAmount(text: string, decimals: number): ParsedAmount {
   if (!match) {
     return {
       ok: false,
-      message: `"${clip(trimmed)}" is not an amount: write a positive decimal number such as 0.5`,
+      message: `"${clip(trimmed, 40)}" is not an amount: write a positive decimal number such as 0.5`,
     };
   }
   const whole = match[1] as string;
@@ -21,11 +23,12 @@ export function parseAmount(text: string, decimals: number): ParsedAmount {
   if (fraction.length > decimals) {
     return {
       ok: false,
-      message: `"${clip(trimmed)}" has ${fraction.length} decimals; this token has ${decimals}`,
+      message: `"${clip(trimmed, 40)}" has ${fraction.length} decimals; this token has ${decimals}`,
     };
   }
   const units = BigInt(whole) * 10n ** BigInt(decimals) + BigInt(fraction.padEnd(decimals, '0') || '0');
-  if (units > MAX_UNITS) return { ok: false, message: `"${clip(trimmed)}" is more than any token supply` };
+  if (units > MAX_UNITS)
+    return { ok: false, message: `"${clip(trimmed, 40)}" is more than any token supply` };
   return { ok: true, units };
 }
 
@@ -36,8 +39,4 @@ export function formatAmount(units: bigint, decimals: number): string {
   const whole = digits.slice(0, digits.length - decimals);
   const fraction = digits.slice(digits.length - decimals).replace(/0+$/, '');
   return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
-}
-
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }

@@ -1,4 +1,5 @@
 import { formatAmount, parseAmount } from './amount.js';
+import { clip } from './clip.js';
 import { isAddress, SOL, SOL_DECIMALS, type WalletConfig } from './wallet-config.js';
 
 /**
@@ -98,14 +99,14 @@ export class WalletPolicy {
         .join(', ');
       throw new WalletRefusal(
         'unknown_token',
-        `"${clip(request.token)}" is not a token this wallet sends (${known})`,
+        `"${clip(request.token, 60)}" is not a token this wallet sends (${known})`,
       );
     }
     const parsed = parseAmount(request.amount, token.decimals);
     if (!parsed.ok) throw new WalletRefusal('bad_amount', parsed.message);
     if (parsed.units === 0n) throw new WalletRefusal('bad_amount', 'the amount must be more than zero');
     if (!isAddress(request.recipient)) {
-      throw new WalletRefusal('bad_recipient', `"${clip(request.recipient)}" is not a Solana address`);
+      throw new WalletRefusal('bad_recipient', `"${clip(request.recipient, 60)}" is not a Solana address`);
     }
     if (request.recipient === this.walletAddress) {
       throw new WalletRefusal('bad_recipient', 'the recipient is this wallet itself');
@@ -154,8 +155,4 @@ function parseLimits(limits: WalletConfig['limits'][string], decimals: number): 
     autonomousPerTransaction: units(limits.autonomousPerTransaction),
     autonomousPerDay: units(limits.autonomousPerDay),
   };
-}
-
-function clip(text: string): string {
-  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }

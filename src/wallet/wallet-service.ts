@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { formatAmount } from './amount.js';
+import { clip } from './clip.js';
 import { type SignatureState, type SolanaRpc, TransactionRejected } from './rpc/solana-rpc.js';
 import type { WalletStore } from './store/wallet-store.js';
 import { signTransfer } from './transfer-builder.js';
@@ -121,7 +123,7 @@ export class WalletService {
       throw new WalletRefusal('not_owner', 'only the wallet owners may approve transfers');
     await this.verified();
     const intent = await this.failClosed(() => this.options.store.get(id));
-    if (!intent) throw new WalletRefusal('not_pending', `there is no transfer ${clip(id)}`);
+    if (!intent) throw new WalletRefusal('not_pending', `there is no transfer ${clip(id, 30)}`);
     if (intent.status !== 'pending_approval') {
       throw new WalletRefusal(
         'not_pending',
@@ -158,7 +160,8 @@ export class WalletService {
     const rejected = await this.failClosed(() =>
       this.options.store.transition(id, ['pending_approval'], { status: 'rejected', updatedAt: this.now() }),
     );
-    if (!rejected) throw new WalletRefusal('not_pending', `transfer ${clip(id)} is not waiting for approval`);
+    if (!rejected)
+      throw new WalletRefusal('not_pending', `transfer ${clip(id, 30)} is not waiting for approval`);
     return rejected;
   }
 
@@ -205,7 +208,7 @@ export class WalletService {
         continue;
       }
       // Tracked in the background; a tracker this process already runs is not started twice.
-      await this.follow(intent, 0);
+      void this.track(intent);
       resumed += 1;
     }
     return { checked: open.length, resumed };
@@ -277,11 +280,8 @@ export class WalletService {
     return this.follow(result.intent, this.options.confirmWaitMs);
   }
 
-  /**
-   * Drives an intent on from wherever it is, waiting up to `waitMs` for it to be confirmed; the
-   * tracking goes on in the background after that. One tracker per intent in this process.
-   */
-  private async follow(intent: TransferIntent, waitMs: number): Promise<TransferIntent> {
+  /** Starts driving an intent on from wherever it is, unless this process already does. */
+  private track(intent: TransferIntent): Promise<TransferIntent> {
     let tracker = this.trackers.get(intent.id);
     if (!tracker) {
       tracker = this.drive(intent).finally(() => this.trackers.delete(intent.id));
@@ -293,26 +293,34 @@ export class WalletService {
         ),
       );
     }
-    const confirmedOrLater = tracker.then(
-      (done) => done,
-      () => undefined,
-    );
+    return tracker;
+  }
+
+  /**
+   * Tracks an intent and waits up to `waitMs` for it to be confirmed (or to end); the tracking
+   * goes on in the background after that.
+   */
+  private async follow(intent: TransferIntent, waitMs: number): Promise<TransferIntent> {
+    const ended = this.track(intent).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), waitMs);
     });
-    const first = await Promise.race([confirmedOrLater, this.whenConfirmed(intent.id), timeout]);
+    let confirmed: ((done: TransferIntent) => void) | undefined;
+    const whenConfirmed = new Promise<TransferIntent>((resolve) => {
+      confirmed = resolve;
+      this.confirmWaiters.set(intent.id, [...(this.confirmWaiters.get(intent.id) ?? []), resolve]);
+    });
+    const first = await Promise.race([ended, whenConfirmed, timeout]);
     clearTimeout(timer);
+    // A waiter that timed out is dropped, so waiting never piles up behind a slow transfer.
+    const left = (this.confirmWaiters.get(intent.id) ?? []).filter((w) => w !== confirmed);
+    if (left.length > 0) this.confirmWaiters.set(intent.id, left);
+    else this.confirmWaiters.delete(intent.id);
     return first ?? (await this.options.store.get(intent.id)) ?? intent;
   }
 
   private readonly confirmWaiters = new Map<string, ((intent: TransferIntent) => void)[]>();
-
-  private whenConfirmed(id: string): Promise<TransferIntent> {
-    return new Promise((resolve) => {
-      this.confirmWaiters.set(id, [...(this.confirmWaiters.get(id) ?? []), resolve]);
-    });
-  }
 
   private settle(intent: TransferIntent): void {
     const waiters = this.confirmWaiters.get(intent.id);
@@ -359,7 +367,7 @@ export class WalletService {
         lastSent = this.now();
         intent = await this.broadcast(intent);
       }
-      await sleep(this.options.confirmPollMs);
+      await delay(this.options.confirmPollMs);
     }
     return intent;
   }
@@ -497,12 +505,4 @@ function newIntentId(): string {
   let id = '';
   for (const byte of randomBytes(10)) id += alphabet[byte % alphabet.length];
   return id;
-}
-
-function clip(text: string): string {
-  return text.length > 30 ? `${text.slice(0, 30)}…` : text;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
