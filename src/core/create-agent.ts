@@ -20,7 +20,6 @@ import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gate
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
 import { createWallet, type Wallet } from '../wallet/create-wallet.js';
-import type { SolanaRpc } from '../wallet/rpc/solana-rpc.js';
 import { Cluster, type ClusterView } from './cluster/cluster.js';
 import { resolveNodeId } from './cluster/cluster-config.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
@@ -55,8 +54,6 @@ export interface AgentDeps {
   provider?: ChatProvider;
   /** Used instead of the adapters built from `channels` (tests). */
   adapters?: readonly ChannelAdapter[];
-  /** Used instead of the wallet's RPC endpoints (tests). */
-  solanaRpc?: SolanaRpc;
   now?: () => number;
 }
 
@@ -281,7 +278,6 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         dataDir: config.memory.dataDir,
         notify: async (requester, id, text) => tellPerson?.(requester.personId, id, text),
         ...(redis ? { redis: { client: redis, keyPrefix: config.redis.keyPrefix } } : {}),
-        ...(deps.solanaRpc ? { rpc: deps.solanaRpc } : {}),
         ...(deps.now ? { now: deps.now } : {}),
       })
     : undefined;

@@ -25,8 +25,6 @@ export interface WalletDeps {
   redis?: { client: Redis; keyPrefix: string };
   /** Tells a person how their transfer ended, on the chat they last used. */
   notify?: (requester: Requester, id: string, text: string) => Promise<void>;
-  /** Used instead of the RPC endpoints in the config (tests). */
-  rpc?: SolanaRpc;
   now?: () => number;
 }
 
@@ -48,16 +46,14 @@ export interface Wallet {
 export async function createWallet(config: WalletConfig, deps: WalletDeps): Promise<Wallet> {
   const signer = await loadWalletSigner(keySource(config));
   const address = await signer.publicKey();
-  const rpc =
-    deps.rpc ??
-    new ConnectionPool({
-      urls:
-        config.rpcUrls.length > 0
-          ? config.rpcUrls
-          : [PUBLIC_RPC_URLS[config.cluster as keyof typeof PUBLIC_RPC_URLS]],
-      timeoutMs: config.rpcTimeoutMs,
-      logger: deps.logger,
-    });
+  const rpc: SolanaRpc = new ConnectionPool({
+    urls:
+      config.rpcUrls.length > 0
+        ? config.rpcUrls
+        : [PUBLIC_RPC_URLS[config.cluster as keyof typeof PUBLIC_RPC_URLS]],
+    timeoutMs: config.rpcTimeoutMs,
+    logger: deps.logger,
+  });
   const store: WalletStore = deps.redis
     ? new RedisWalletStore({ redis: deps.redis.client, keyPrefix: deps.redis.keyPrefix })
     : new LogWalletStore({ dataDir: deps.dataDir, logger: deps.logger });

@@ -15,19 +15,3 @@ export interface TurnTools {
   definitions: ToolDefinition[];
   run(call: ToolCall, context: ToolContext): Promise<string>;
 }
-
-/** Several tool sets as one; a call goes to the set that defines its name. */
-export function combineTools(sets: readonly TurnTools[]): TurnTools | undefined {
-  if (sets.length === 0) return undefined;
-  const owner = new Map<string, TurnTools>();
-  for (const set of sets) for (const d of set.definitions) owner.set(d.name, set);
-  return {
-    definitions: sets.flatMap((s) => s.definitions),
-    run: (call, context) => {
-      const set = owner.get(call.name);
-      return set
-        ? set.run(call, context)
-        : Promise.resolve(JSON.stringify({ error: `no tool named ${call.name}` }));
-    },
-  };
-}
