@@ -16,7 +16,7 @@ export interface ChannelFactory {
 export interface ChannelDeps {
   logger: Logger;
   /** With Redis: what the platforms need to share between servers (Discord's read-back cursors). */
-  redis?: { client: Redis; keyPrefix: string };
+  redis?: { client: Redis; keyPrefix: string; reachable?: () => boolean };
 }
 
 /** A factory for every configured, enabled platform; none is required. */
@@ -29,7 +29,9 @@ export function channelFactories(config: ChannelsConfig, deps: ChannelDeps): Cha
   }
   if (discord?.enabled) {
     const logger = deps.logger.child({ channel: 'discord' });
-    const cursors = deps.redis && new RedisDiscordCursorStore(deps.redis.client, deps.redis.keyPrefix);
+    const cursors =
+      deps.redis &&
+      new RedisDiscordCursorStore(deps.redis.client, deps.redis.keyPrefix, Date.now, deps.redis.reachable);
     factories.push({
       name: 'discord',
       create: () => new DiscordAdapter({ config: discord, logger, ...(cursors ? { cursors } : {}) }),

@@ -15,6 +15,7 @@ import { budgetRollUpJob } from '../providers/budget/budget-roll-up-job.js';
 import type { MeteredCostGuard } from '../providers/budget/ledger.js';
 import { LocalCostGuard } from '../providers/budget/local-cost-guard.js';
 import { RedisCostGuard } from '../providers/budget/redis-cost-guard.js';
+import { ResilientCostGuard } from '../providers/budget/resilient-cost-guard.js';
 import { findLocalProvider, selectFallbackProvider } from '../providers/create-provider.js';
 import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gateway.js';
 import { createProviderFetch } from '../providers/http-dispatcher.js';
@@ -22,26 +23,36 @@ import type { ChatProvider } from '../providers/provider.js';
 import { createWallet, type Wallet } from '../wallet/create-wallet.js';
 import { Cluster, type ClusterView } from './cluster/cluster.js';
 import { resolveNodeId } from './cluster/cluster-config.js';
+import { holdRequestSchema } from './cluster/outage-holds.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
 import { createLinkCommands } from './commands/link-commands.js';
 import { formatProvidersReport } from './commands/providers-report.js';
 import { collectSecrets } from './config/load-config.js';
 import type { AgentConfig } from './config/schema.js';
+import { AgentError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { LogIdentityStore } from './identity/log-identity-store.js';
 import { RedisIdentityStore } from './identity/redis-identity-store.js';
+import { ResilientIdentityStore } from './identity/resilient-identity-store.js';
 import { createLogger, secretScrubber } from './logger.js';
 import { LogMemoryStore } from './memory/log-memory-store.js';
 import { memoryCompactionJob } from './memory/memory-compaction-job.js';
 import type { MemoryStore } from './memory/memory-store.js';
 import { RedisMemoryStore } from './memory/redis-memory-store.js';
+import { ResilientMemoryStore } from './memory/resilient-memory-store.js';
 import { AgentMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { isRedisConfigured, redisConnectionOptions } from './redis/redis-connection.js';
+import { RedisReachability } from './redis/redis-reachability.js';
+import { RedisSnapshot } from './redis/redis-snapshot.js';
+import { WriteAheadLog } from './redis/write-ahead-log.js';
 import { readPackageVersion } from './version.js';
 
 /** How often each node checks the platform connections it holds. */
 const CHANNEL_CHECK_EVERY_MS = 5000;
+
+/** How often the budget counters a Redis outage is enforced against are read. */
+const BUDGET_REFRESH_EVERY_MS = 10_000;
 
 /** How long an event claim outlives a server that died holding it. */
 const CLAIM_TTL_MS = 6000;
@@ -95,8 +106,20 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           connectTimeout: 3000,
         })
       : undefined);
-  redis?.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis connection error'));
   const nodeId = resolveNodeId(config.cluster);
+  // While Redis is unreachable, writes meant for it go to this node's write-ahead log first and
+  // are replayed when it returns; reads come from local mirrors of the shared state.
+  const reachability = redis ? new RedisReachability(redis, logger) : undefined;
+  // Once Redis counts as unreachable (logged once), each failed reconnect is only debug detail.
+  redis?.on('error', (error: Error) =>
+    logger[reachability?.reachable === false ? 'debug' : 'warn'](
+      { err: error.message },
+      'redis connection error',
+    ),
+  );
+  const wal = reachability
+    ? new WriteAheadLog({ dataDir: config.memory.dataDir, reachability, logger })
+    : undefined;
   // With Redis, this process is one node of a cluster: connections a platform allows only once
   // are held under leases, and `/status` lists the nodes.
   const cluster = redis
@@ -107,34 +130,55 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         node: nodeId,
         version,
         logger,
+        ...(reachability ? { reachability } : {}),
+        ...(config.http.authTokens[0] ? { meshToken: config.http.authTokens[0] } : {}),
       })
     : undefined;
 
-  const memory: MemoryStore = redis
-    ? new RedisMemoryStore({
-        redis,
-        keyPrefix: config.redis.keyPrefix,
-        retainTurns: config.memory.retainTurns,
-        dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
-        // Renewed every third of this while the turn runs: after a crash, the other server may
-        // answer the event this soon (a stalled inbox job is handed over on the same scale).
-        claimTtlMs: CLAIM_TTL_MS,
-      })
-    : new LogMemoryStore({
-        dataDir: config.memory.dataDir,
-        retainTurns: config.memory.retainTurns,
-        dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
-        logger,
-        ...(deps.now ? { now: deps.now } : {}),
-      });
+  const sharedMemory =
+    redis && wal && reachability
+      ? new ResilientMemoryStore({
+          inner: new RedisMemoryStore({
+            redis,
+            keyPrefix: config.redis.keyPrefix,
+            retainTurns: config.memory.retainTurns,
+            dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
+            // Renewed every third of this while the turn runs: after a crash, the other server may
+            // answer the event this soon (a stalled inbox job is handed over on the same scale).
+            claimTtlMs: CLAIM_TTL_MS,
+          }),
+          wal,
+          reachability,
+          mirrorTurns: config.context.maxTurns,
+          dedupeTtlMs: config.memory.dedupeTtlSeconds * 1000,
+          logger,
+          ...(deps.now ? { now: deps.now } : {}),
+        })
+      : undefined;
+  const memory: MemoryStore =
+    sharedMemory ??
+    new LogMemoryStore({
+      dataDir: config.memory.dataDir,
+      retainTurns: config.memory.retainTurns,
+      dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
+      logger,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
 
-  const identity: IdentityStore = redis
+  const sharedIdentityStore = redis
     ? new RedisIdentityStore({ redis, keyPrefix: config.redis.keyPrefix })
-    : new LogIdentityStore({
-        dataDir: config.memory.dataDir,
-        logger,
-        ...(deps.now ? { now: deps.now } : {}),
-      });
+    : undefined;
+  const sharedIdentity =
+    sharedIdentityStore && wal && reachability
+      ? new ResilientIdentityStore({ inner: sharedIdentityStore, wal, reachability })
+      : undefined;
+  const identity: IdentityStore =
+    sharedIdentity ??
+    new LogIdentityStore({
+      dataDir: config.memory.dataDir,
+      logger,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
 
   const onThreshold = (event: {
     scope: string;
@@ -143,21 +187,37 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     level: string;
     limitUsd: number;
   }) => logger.warn(event, event.level === 'warn' ? 'budget passed its warning threshold' : 'budget used up');
-  const costs: MeteredCostGuard = redis
-    ? new RedisCostGuard({
-        redis,
-        keyPrefix: config.redis.keyPrefix,
-        budgets: config.budgets,
-        onThreshold,
-        ...(deps.now ? { now: deps.now } : {}),
-      })
-    : new LocalCostGuard({
-        dataDir: config.memory.dataDir,
-        budgets: config.budgets,
-        logger,
-        onThreshold,
-        ...(deps.now ? { now: deps.now } : {}),
-      });
+  const sharedCosts =
+    redis && wal && reachability
+      ? new ResilientCostGuard({
+          inner: new RedisCostGuard({
+            redis,
+            keyPrefix: config.redis.keyPrefix,
+            budgets: config.budgets,
+            onThreshold,
+            ...(deps.now ? { now: deps.now } : {}),
+          }),
+          redis,
+          keyPrefix: config.redis.keyPrefix,
+          wal,
+          reachability,
+          budgets: config.budgets,
+          // While Redis is away, each node that was up may spend only its share of what was left.
+          nodeShare: () => Math.max(1, cluster?.view().nodes.filter((n) => n.up).length ?? 1),
+          logger,
+          onThreshold,
+          ...(deps.now ? { now: deps.now } : {}),
+        })
+      : undefined;
+  const costs: MeteredCostGuard =
+    sharedCosts ??
+    new LocalCostGuard({
+      dataDir: config.memory.dataDir,
+      budgets: config.budgets,
+      logger,
+      onThreshold,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
 
   const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
@@ -196,6 +256,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           backoffMs: config.jobs.backoffMs,
           alertAfterFailures: config.jobs.alertAfterFailures,
           onAlert: onJobAlert,
+          ...(reachability ? { reachable: () => reachability.reachable } : {}),
         })
       : scheduler;
   const jobOutcomes = async (): Promise<JobOutcome[]> => [
@@ -243,6 +304,32 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       }),
     );
   }
+  // On every node: each serves a Redis outage from its own copy of the shared state.
+  const snapshot =
+    sharedMemory && sharedIdentity && sharedIdentityStore && reachability
+      ? new RedisSnapshot({
+          dataDir: config.memory.dataDir,
+          memory: sharedMemory,
+          identity: sharedIdentity,
+          readIdentities: () => sharedIdentityStore.exportAll(),
+          reachability,
+          ...(sharedCosts ? { costs: sharedCosts } : {}),
+          turnsPerPerson: config.context.maxTurns,
+          maxPersons: config.redis.snapshot.maxPersons,
+          everyMs: config.redis.snapshot.everyMs,
+          logger,
+          ...(deps.now ? { now: deps.now } : {}),
+        })
+      : undefined;
+  if (snapshot) scheduler.add(snapshot.job());
+  if (sharedCosts) {
+    // The last-known budget counters a Redis outage is enforced against stay this fresh.
+    scheduler.add({
+      name: 'budget-refresh',
+      everyMs: BUDGET_REFRESH_EVERY_MS,
+      run: () => sharedCosts.refresh(),
+    });
+  }
   // The Redis ledger's keys expire by TTL; only the local cost log needs rolling up.
   if (costs instanceof LocalCostGuard) scheduler.add(budgetRollUpJob(costs, logger));
 
@@ -256,12 +343,21 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
             state: provider.kind === 'none' ? 'not configured' : 'in use',
           },
         ];
+  /** While Redis is away or the write-ahead log still replays: what `/status` and `/readyz` say. */
+  const redisOutageText = (): string | undefined => {
+    if (!reachability || !wal?.engaged) return undefined;
+    const since = reachability.unreachableSince;
+    return since !== undefined
+      ? `Redis unreachable since ${new Date(since).toISOString().slice(11, 19)}Z; ${wal.pendingCount} writes in the local log`
+      : `replaying ${wal.pendingCount} writes from the local log to Redis`;
+  };
   const status = (): StatusSnapshot => ({
     agentName: config.agent.name,
     version,
     uptimeSeconds: (Date.now() - startedAt) / 1000,
     providers: providerStatus(),
     memoryBackend: memory.backend,
+    ...(redisOutageText() ? { redisOutage: redisOutageText() } : {}),
     channels: Object.entries(channels?.status() ?? {}).map(([name, health]) => ({
       name,
       state: channelState(health),
@@ -314,7 +410,15 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     deps.adapters ??
     channelFactories(config.channels, {
       logger,
-      ...(redis ? { redis: { client: redis, keyPrefix: config.redis.keyPrefix } } : {}),
+      ...(redis
+        ? {
+            redis: {
+              client: redis,
+              keyPrefix: config.redis.keyPrefix,
+              ...(reachability ? { reachable: () => reachability.reachable } : {}),
+            },
+          }
+        : {}),
     }).map((factory) => {
       const adapter = factory.create();
       if (!cluster || !adapter.exclusiveConnection) return adapter;
@@ -348,6 +452,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     keyPrefix: config.redis.keyPrefix,
     logger,
     ...(redisOptions ? { connection: redisOptions } : {}),
+    ...(reachability && redis ? { outage: { reachability, redis } } : {}),
   };
   const outboxSettings = {
     concurrency: config.channels.outbox.concurrency,
@@ -408,7 +513,11 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       await memory.ping();
       const providers = providerStatus();
       const healthy = providers.filter((p) => p.state === 'healthy' || p.state === 'in use').length;
-      return { memory: `${memory.backend}: ok`, providers: `${healthy}/${providers.length} healthy` };
+      const outage = redisOutageText();
+      return {
+        memory: `${memory.backend}: ${outage ?? 'ok'}`,
+        providers: `${healthy}/${providers.length} healthy`,
+      };
     },
     history: async (personId, limit) =>
       (await memory.recentTurns(personId, limit)).map((t) => ({
@@ -419,14 +528,36 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     status: async (): Promise<unknown> => ({
       ...status(),
       providers: built ? built.gateway.snapshot() : providerStatus(),
-      costs: await costs.snapshot(),
+      costs: await orUnavailable(costs.snapshot()),
       channels: { http: http.health(), ...channels?.status() },
       ...(cluster ? { cluster: cluster.view() } : {}),
-      ...(channels ? { outbox: await channels.pending() } : {}),
-      jobs: await jobOutcomes(),
+      ...(reachability && wal
+        ? {
+            redis: {
+              reachable: reachability.reachable,
+              ...(reachability.unreachableSince !== undefined
+                ? { unreachableSince: reachability.unreachableSince }
+                : {}),
+              writeAheadPending: wal.pendingCount,
+              writeAheadReplayed: wal.replayed,
+            },
+          }
+        : {}),
+      ...(channels ? { outbox: await orUnavailable(channels.pending()) } : {}),
+      jobs: await orUnavailable(jobOutcomes()),
     }),
     routes: (api) => {
       registerOpenAiCompatibleRoutes(api, () => provider);
+      const holds = cluster?.outageHolds;
+      if (holds) {
+        // A peer keeping a platform connection through a Redis outage asks this node to stay out.
+        api.post('/api/cluster/hold', async (request) => {
+          const parsed = holdRequestSchema.safeParse(request.body);
+          if (!parsed.success)
+            throw new AgentError('bad_request', `invalid hold request: ${parsed.error.issues[0]?.message}`);
+          return holds.promise(parsed.data);
+        });
+      }
       api.get('/metrics', async (_request, reply) =>
         reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
       );
@@ -446,6 +577,12 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     gateway: built?.gateway,
     wallet,
     async start() {
+      // The snapshot first: the write-ahead records left by a previous process are newer.
+      snapshot?.load();
+      const pendingWrites = wal?.open() ?? [];
+      sharedMemory?.restorePending(pendingWrites);
+      sharedIdentity?.restorePending(pendingWrites);
+      sharedCosts?.restorePending(pendingWrites);
       await memory.open();
       await costs.open();
       await identity.open();
@@ -480,6 +617,11 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           logger.warn({ inFlight: pipeline.inFlightCount }, 'shutdown grace ran out with turns in flight');
         await wallet?.stop();
         await channels?.close();
+        try {
+          snapshot?.saveMirrors();
+        } catch (error) {
+          logger.warn({ err: (error as Error).message }, 'could not save the Redis snapshot on stop');
+        }
         await scheduler.stop();
         if (clusterJobs !== scheduler) await clusterJobs.stop();
         await http.stop();
@@ -487,6 +629,8 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         await memory.close();
         await costs.close();
         await identity.close();
+        await wal?.close();
+        reachability?.close();
         await providerFetch.close();
         await cluster?.stop();
         if (ownsRedis) await redis?.quit().catch(() => redis.disconnect());
@@ -495,6 +639,15 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       return stopping;
     },
   };
+}
+
+/** A part of `/api/status` that cannot be read now (Redis away) says so; the rest still shows. */
+async function orUnavailable<T>(read: Promise<T>): Promise<T | { unavailable: string }> {
+  try {
+    return await read;
+  } catch (error) {
+    return { unavailable: (error as Error).message };
+  }
 }
 
 function channelState(health: ChannelStatus): string {

@@ -1,6 +1,7 @@
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { dropConnection } from './drop-connection.js';
 import { type DurableQueue, type JobHandler, type QueueOptions, retryDelayMs } from './durable-queue.js';
 
 /** How long a job stays locked to a worker that stopped renewing (it died). */
@@ -18,6 +19,11 @@ export interface BullMqDurableQueueOptions extends QueueOptions {
   logger: Logger;
   /** How long a finished job id is kept, so adding it again does nothing. Default one day. */
   dedupeMs?: number;
+  /**
+   * Whether Redis answers now. While it does not, `close` drops the connections instead of
+   * waiting for running jobs and a polite QUIT (both wait for Redis). Default: always.
+   */
+  reachable?: () => boolean;
 }
 
 /**
@@ -101,12 +107,27 @@ export class BullMqDurableQueue<T> implements DurableQueue<T> {
     await this.worker.waitUntilReady();
   }
 
+  /** Stops taking new jobs on this node (running ones go on); no Redis is needed for it. */
+  pauseWorker(): void {
+    void this.worker?.pause(true);
+  }
+
+  resumeWorker(): void {
+    this.worker?.resume();
+  }
+
   async pending(): Promise<number> {
     const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     return Object.values(counts).reduce((sum, n) => sum + n, 0);
   }
 
   async close(): Promise<void> {
+    if (this.options.reachable?.() === false) {
+      // A job still running is left active in Redis: its lock lapses and a worker takes it up.
+      await this.worker?.close(true);
+      await dropConnection(this.queue);
+      return;
+    }
     await this.worker?.close();
     await this.queue.close();
   }

@@ -1,6 +1,7 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { dropConnection } from './drop-connection.js';
 import {
   checkJobDefinition,
   errorMessage,
@@ -41,6 +42,11 @@ export interface BullMqJobSchedulerOptions {
   concurrency?: number;
   /** How long a run lock outlives a node that died mid-run. Default 30 s. */
   lockTtlMs?: number;
+  /**
+   * Whether Redis answers now. While it does not, `stop` drops the connections instead of
+   * closing them politely (a QUIT would wait for Redis to return). Default: always.
+   */
+  reachable?: () => boolean;
 }
 
 const RESYNC_AFTER_MS = 5000;
@@ -117,7 +123,7 @@ export class BullMqJobScheduler implements JobScheduler {
         concurrency: this.options.concurrency ?? 4,
       },
     );
-    worker.on('error', (error) => this.logger.warn({ err: error.message }, 'job worker error'));
+    worker.on('error', (error) => this.logQuietlyWhileAway(error, 'job worker error'));
     this.worker = worker;
     for (const name of this.definitions.keys()) this.sync(name);
     await this.syncing;
@@ -134,11 +140,21 @@ export class BullMqJobScheduler implements JobScheduler {
       this.resyncTimers.clear();
       this.abort.abort(new Error('the job scheduler is stopping'));
       // Waits for running jobs; an aborted run goes back to BullMQ and is retried on another node.
-      await this.worker?.close();
+      // With Redis away nothing can be handed back: the connections are dropped, and a run left
+      // active is taken up again once its lock lapses.
+      const away = this.options.reachable?.() === false;
+      await this.worker?.close(away);
       await this.syncing;
-      await this.queueInstance?.close();
+      if (away && this.queueInstance) await dropConnection(this.queueInstance);
+      else await this.queueInstance?.close();
     })();
     return this.stopping;
+  }
+
+  /** While Redis is known to be away (that is logged once), each reconnect error is detail. */
+  private logQuietlyWhileAway(error: Error, message: string): void {
+    const away = this.options.reachable?.() === false;
+    this.logger[away ? 'debug' : 'warn']({ err: error.message }, message);
   }
 
   private get queue(): Queue {
@@ -148,7 +164,7 @@ export class BullMqJobScheduler implements JobScheduler {
         connection: { ...this.options.connection, maxRetriesPerRequest: 2 },
         prefix: `${this.options.keyPrefix}:bull`,
       });
-      this.queueInstance.on('error', (error) => this.logger.warn({ err: error.message }, 'job queue error'));
+      this.queueInstance.on('error', (error) => this.logQuietlyWhileAway(error, 'job queue error'));
     }
     return this.queueInstance;
   }

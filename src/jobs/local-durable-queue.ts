@@ -52,9 +52,14 @@ export class LocalDurableQueue<T> implements DurableQueue<T> {
     this.dedupeMs = options.dedupeMs ?? 86_400_000;
   }
 
+  /** Whether the id is waiting, running, or finished within the dedupe window: adding it does nothing. */
+  has(id: string): boolean {
+    return this.waiting.has(id) || this.running.has(id) || this.finished.has(id);
+  }
+
   async add(id: string, data: T): Promise<void> {
     if (this.closed) throw new Error(`queue ${this.name} is closed`);
-    if (this.waiting.has(id) || this.running.has(id) || this.finished.has(id)) return;
+    if (this.has(id)) return;
     const at = this.now();
     const entry: Entry<T> = { job: { id, data, attempt: 1, addedAt: at }, dueAt: at };
     // Held before the write, so a second add of the same id during the fsync is a no-op too.

@@ -212,6 +212,11 @@ export class ClusterHarness {
     return node;
   }
 
+  /** A new client of the nodes' Redis, for a test's own reads; the caller disconnects it. */
+  redisClient(): Redis {
+    return this.options.redis.client();
+  }
+
   /** Which node holds each platform's connection, from the lease records in Redis. */
   async holders(): Promise<Record<ExclusivePlatform, string | undefined>> {
     const client = this.options.redis.client();
@@ -335,6 +340,26 @@ export class ClusterHarness {
       result[platform] = firstReply === undefined ? undefined : firstReply - faultAt;
     }
     return result;
+  }
+
+  /** Per platform: messages sent in [from, to) and answered before `to`. */
+  answeredWithin(from: number, to: number): Record<Platform, { sent: number; answered: number }> {
+    this.observe();
+    const result = {} as Record<Platform, { sent: number; answered: number }>;
+    for (const platform of PLATFORMS) result[platform] = { sent: 0, answered: 0 };
+    for (const message of this.sent) {
+      if (message.at < from || message.at >= to) continue;
+      const count = result[message.platform];
+      count.sent += 1;
+      const reply = this.replies.get(message.text);
+      if (reply && reply.at < to) count.answered += 1;
+    }
+    return result;
+  }
+
+  /** The text of every message sent, per platform. */
+  sentTexts(platform: Platform): string[] {
+    return this.sent.filter((m) => m.platform === platform).map((m) => m.text);
   }
 
   /**

@@ -21,11 +21,16 @@ export class RedisDiscordCursorStore implements DiscordCursorStore {
     private readonly redis: Redis,
     keyPrefix: string,
     private readonly now: () => number = Date.now,
+    /** While false (Redis away), cursors are not moved rather than waiting on a dead connection. */
+    private readonly reachable: () => boolean = () => true,
   ) {
     this.key = `${keyPrefix}:discord:cursors`;
   }
 
   async advance(channelId: string, messageId: string, guildId: string | null): Promise<void> {
+    // The cursor stays behind: the read-back after the outage sees these messages again, and
+    // the agent knows them answered (their events replay from the write-ahead log first).
+    if (!this.reachable()) return;
     await this.redis.eval(ADVANCE, 1, this.key, channelId, messageId, guildId ?? '');
   }
 

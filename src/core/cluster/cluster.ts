@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisReachability } from '../redis/redis-reachability.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { OutageHolds } from './outage-holds.js';
 import { type LeaseHolder, RedisLease } from './redis-lease.js';
 
 /** One node's heartbeat record. */
@@ -57,6 +59,8 @@ export class Cluster {
   private snapshot: ClusterView;
   private readonly meshState = new Map<string, 'reachable' | 'unreachable'>();
   private readonly now: () => number;
+  /** Set with `reachability`: leases are kept through a Redis outage while the peers promise. */
+  readonly outageHolds: OutageHolds | undefined;
 
   constructor(
     private readonly options: {
@@ -66,12 +70,29 @@ export class Cluster {
       node: string;
       version: string;
       logger: Logger;
+      reachability?: RedisReachability;
+      /** The bearer token the peers' HTTP channels accept, for the mesh requests. */
+      meshToken?: string;
       fetch?: typeof fetch;
       now?: () => number;
     },
   ) {
     this.node = options.node;
     this.now = options.now ?? Date.now;
+    const reachability = options.reachability;
+    this.outageHolds = reachability
+      ? new OutageHolds({
+          node: options.node,
+          view: () => this.view(),
+          redisReachable: () => reachability.reachable,
+          holds: (lease) => this.keepers.get(lease)?.term !== undefined,
+          ttlMs: options.config.leaseTtlMs,
+          logger: options.logger,
+          ...(options.meshToken ? { token: options.meshToken } : {}),
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+          ...(options.now ? { now: options.now } : {}),
+        })
+      : undefined;
     this.startedAt = this.now();
     this.nodesKey = `${options.keyPrefix}:cluster:nodes`;
     this.releasedChannel = `${options.keyPrefix}:cluster:released`;
@@ -92,6 +113,7 @@ export class Cluster {
         instance: this.instance,
         ttlMs: this.options.config.leaseTtlMs,
         logger: this.options.logger,
+        ...(this.outageHolds ? { outageHold: this.outageHolds } : {}),
         now: this.now,
       });
       this.leases.set(name, lease);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { OutageHold } from './outage-holds.js';
 import type { LeaseTerm, RedisLease } from './redis-lease.js';
 
 /** What runs under a lease: started when this node gains it, stopped when it loses it. */
@@ -25,6 +26,8 @@ export interface LeaseKeeperOptions {
   instance: string;
   ttlMs: number;
   logger: Logger;
+  /** Keeps the term through a Redis outage while the other nodes promise over the mesh. */
+  outageHold?: OutageHold;
   now?: () => number;
 }
 
@@ -35,8 +38,9 @@ export interface LeaseKeeperOptions {
  *
  * A holder that has not renewed within the TTL (Redis unreachable, or this process paused) gives
  * the term up on its own: by then the key may have expired and another node may hold it, and
- * stepping down first is what keeps two nodes from serving a platform at once. A Redis restart
- * shorter than the TTL keeps the term (the renewal restores it while no one else acquired).
+ * stepping down first is what keeps two nodes from serving a platform at once, unless every
+ * other node promises over the mesh that it cannot take the lease either (`OutageHold`). A Redis
+ * restart keeps the term (the renewal restores it while no one else acquired).
  */
 export class LeaseKeeper implements HeldLease {
   readonly name: string;
@@ -76,7 +80,7 @@ export class LeaseKeeper implements HeldLease {
 
   /** Another node released this lease: try now rather than at the next scheduled attempt. */
   wake(): void {
-    if (this.stopped || this.held || this.now() < this.pausedUntil) return;
+    if (this.stopped || this.held || this.now() < Math.max(this.pausedUntil, this.blockedUntil())) return;
     this.schedule(0);
   }
 
@@ -89,6 +93,8 @@ export class LeaseKeeper implements HeldLease {
       this.loseLater(term, 'not renewed within the lease TTL');
       return false;
     }
+    // Redis away: the term is ours until `validUntil` (a renewal's TTL, or the peers' promise).
+    if (this.options.outageHold && !this.options.outageHold.redisReachable()) return true;
     if (await this.lease.confirm(term)) return true;
     this.loseLater(term, 'superseded by another node');
     return false;
@@ -148,6 +154,13 @@ export class LeaseKeeper implements HeldLease {
     const { ttlMs } = this.options;
     const term = this.held;
     const attemptAt = this.now();
+    const hold = this.options.outageHold;
+    if (term && hold && !hold.redisReachable()) {
+      // Not waiting for a renewal to time out: ask the peers before the term can run out.
+      await this.holdThroughOutage(term, hold);
+      this.schedule(ttlMs / 4);
+      return undefined;
+    }
     try {
       if (term) {
         if (await this.lease.renew(term)) {
@@ -160,8 +173,9 @@ export class LeaseKeeper implements HeldLease {
         }
         return undefined;
       }
-      if (attemptAt < this.pausedUntil) {
-        this.schedule(this.pausedUntil - attemptAt);
+      const notBefore = Math.max(this.pausedUntil, this.blockedUntil());
+      if (attemptAt < notBefore) {
+        this.schedule(notBefore - attemptAt);
         return undefined;
       }
       const result = await this.lease.acquire(this.options.node, this.options.instance, attemptAt);
@@ -199,6 +213,29 @@ export class LeaseKeeper implements HeldLease {
       this.schedule(ttlMs / 4);
     }
     return undefined;
+  }
+
+  /**
+   * Redis is unreachable while this node holds the term: it keeps the term as long as every other
+   * node promises not to take it, and steps down once the term may have run out otherwise.
+   */
+  private async holdThroughOutage(term: LeaseTerm, hold: OutageHold): Promise<void> {
+    if (!this.redisFailing) {
+      this.redisFailing = true;
+      this.options.logger.warn(
+        { lease: this.name },
+        'Redis unreachable; keeping the lease only while the other nodes promise over the mesh not to take it',
+      );
+    }
+    const until = await hold.extend(this.name, this.options.ttlMs).catch(() => undefined);
+    if (until !== undefined && this.held === term) this.validUntil = Math.max(this.validUntil, until);
+    if (this.held === term && this.now() >= this.validUntil)
+      await this.lose(term, 'not renewed within the lease TTL, and no promise from the other nodes');
+  }
+
+  /** A promise this node gave (not to take the lease while Redis was away) that still runs. */
+  private blockedUntil(): number {
+    return this.options.outageHold?.blockedUntil(this.name) ?? 0;
   }
 
   private recovered(): void {

@@ -7,6 +7,8 @@ export interface StatusSnapshot {
   uptimeSeconds: number;
   providers: { id: string; model: string; state: string }[];
   memoryBackend: 'log' | 'redis';
+  /** With Redis: set while it is unreachable or the local write-ahead log holds writes for it. */
+  redisOutage?: string;
   /** The platform channels (Discord, Telegram, Slack) and their state. */
   channels: { name: string; state: string }[];
   /** With several servers: each node's state, and which node holds each exclusive connection. */
@@ -72,7 +74,7 @@ export function createBuiltinCommands({ status, providersReport, jobs }: Builtin
           text: [
             `${s.agentName} v${s.version}`,
             `providers: ${providers.join('; ')}`,
-            `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}`,
+            `memory: ${s.memoryBackend === 'redis' ? 'Redis' : 'local append-only log'}${s.redisOutage ? ` (${s.redisOutage})` : ''}`,
             `channels: ${['http ok', ...s.channels.map((c) => `${c.name} ${c.state}`)].join('; ')}`,
             ...(s.cluster ? [`nodes: ${s.cluster.nodes}`, `connections: ${s.cluster.leases}`] : []),
             ...(jobsLine ? [jobsLine] : []),

@@ -22,6 +22,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'REDIS_KEY_PREFIX', path: ['redis', 'keyPrefix'], type: 'string', secret: false },
   { env: 'REDIS_SENTINELS', path: ['redis', 'sentinels'], type: 'csv', secret: false },
   { env: 'REDIS_MASTER_NAME', path: ['redis', 'masterName'], type: 'string', secret: false },
+  { env: 'REDIS_SNAPSHOT_EVERY_MS', path: ['redis', 'snapshot', 'everyMs'], type: 'integer', secret: false },
   { env: 'REDIS_PASSWORD', path: ['redis', 'password'], type: 'string', secret: true },
   {
     env: 'REDIS_SENTINEL_PASSWORD',

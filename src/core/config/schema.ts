@@ -206,9 +206,25 @@ export const configSchema = z
           .string()
           .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, "_", "." or "-"')
           .default('agent'),
+        /**
+         * The `redis-snapshot` job: how often each node copies the shared state it needs to keep
+         * answering through a Redis outage to `data/redis-snapshot.json`, and for how many of the
+         * most recently seen persons it saves the context window.
+         */
+        snapshot: z
+          .object({
+            everyMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+            maxPersons: z.number().int().min(0).max(1_000_000).default(5000),
+          })
+          .strict()
+          .default({ everyMs: 60_000, maxPersons: 5000 }),
       })
       .strict()
-      .default({ keyPrefix: 'agent', masterName: 'mymaster' }),
+      .default({
+        keyPrefix: 'agent',
+        masterName: 'mymaster',
+        snapshot: { everyMs: 60_000, maxPersons: 5000 },
+      }),
     /** Several servers on one Redis: node id, lease timing, mesh address. */
     cluster: clusterSchema.default(CLUSTER_DEFAULTS),
     /** The LLM providers the gateway chooses among; `priority` order is their order here. */

@@ -10,6 +10,19 @@ import {
   type SeenAddress,
 } from './identity-store.js';
 
+export interface SeenRecord {
+  address: ReplyAddress;
+  at: number;
+}
+
+/** KEYS[1] the seen hash; ARGV: account, record, its `at`. Sets unless a newer one is stored. */
+const TOUCH_IF_NEWER = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and tonumber(cjson.decode(current).at) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
 /**
  * Links, last-seen addresses and link codes in Redis, shared by every process:
  *   {prefix}:identity:links            hash   account -> person
@@ -77,6 +90,33 @@ export class RedisIdentityStore implements IdentityStore {
       accountId(channel, userId),
       JSON.stringify({ address, at }),
     );
+  }
+
+  /**
+   * A `touch` made while Redis was unreachable, replayed from the write-ahead log: stored only if
+   * it is newer than what Redis has, so an old replay never hides a newer address.
+   */
+  async replayTouch(channel: string, userId: string, address: ReplyAddress, at: number): Promise<void> {
+    await this.options.redis.eval(
+      TOUCH_IF_NEWER,
+      1,
+      `${this.key}:seen`,
+      accountId(channel, userId),
+      JSON.stringify({ address, at }),
+      at,
+    );
+  }
+
+  /** Every link (account -> person) and last-seen address, for the local snapshot. */
+  async exportAll(): Promise<{ links: Record<string, string>; seen: Record<string, SeenRecord> }> {
+    const [links, seen] = await Promise.all([
+      this.options.redis.hgetall(`${this.key}:links`),
+      this.options.redis.hgetall(`${this.key}:seen`),
+    ]);
+    return {
+      links,
+      seen: Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, JSON.parse(v) as SeenRecord])),
+    };
   }
 
   async addresses(personId: string): Promise<SeenAddress[]> {

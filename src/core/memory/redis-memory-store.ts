@@ -16,12 +16,18 @@ import { turnsSinceReset } from './memory-store.js';
  * ARGV[2] how many entries to retain, ARGV[3] the reply, ARGV[4] dedupe TTL in seconds,
  * ARGV[5] the new turn's `at` ("" without a turn), ARGV[6] the person id,
  * ARGV[7] "1" when the entries include a reset marker
+ * ARGV[8] "1" for a replay from the write-ahead log: nothing happens (-1) when the event is
+ *         already answered, so a record replayed twice is stored once
  * Returns the list's new length. Append, trim and "answered" happen atomically, so a crash
  * never leaves a stored turn whose event could be answered again, or the reverse. A new turn
  * makes the person a compaction candidate (scored by the turn's time); a reset drops their
  * summary.
  */
 const COMMIT_SCRIPT = `
+if ARGV[8] == '1' then
+  local current = redis.call('GET', KEYS[2])
+  if current and string.sub(current, 1, 5) == 'done:' then return -1 end
+end
 local entries = cjson.decode(ARGV[1])
 for i = 1, #entries do
   redis.call('RPUSH', KEYS[1], entries[i])
@@ -146,6 +152,18 @@ export class RedisMemoryStore implements MemoryStore {
   }
 
   async commit(input: CommitInput): Promise<void> {
+    await this.runCommit(input, false);
+  }
+
+  /**
+   * A commit made while Redis was unreachable, replayed from the write-ahead log: stored only if
+   * the event is not answered yet, so replaying it again changes nothing.
+   */
+  async replayCommit(input: CommitInput): Promise<void> {
+    await this.runCommit(input, true);
+  }
+
+  private async runCommit(input: CommitInput, replay: boolean): Promise<void> {
     const entries: MemoryEntry[] = [];
     if (input.reset) entries.push(input.reset);
     if (input.turn) entries.push(input.turn);
@@ -162,6 +180,7 @@ export class RedisMemoryStore implements MemoryStore {
       input.turn ? input.turn.at : '',
       personId,
       input.reset ? '1' : '0',
+      replay ? '1' : '0',
     );
   }
 

@@ -196,6 +196,16 @@ interface CostCommands {
   agentCostPeek: Script;
 }
 
+/** What `readLedger` returns: the counters of the periods holding `readAt`. */
+export interface LedgerReading {
+  /** The moment they were read (epoch ms, the guard's clock). */
+  readAt: number;
+  /** `YYYY-MM-DD` and `YYYY-MM` (UTC) of `readAt`. */
+  day: string;
+  month: string;
+  rows: CounterRow[];
+}
+
 export interface RedisCostGuardOptions extends CostGuardCommonOptions {
   redis: Redis;
   keyPrefix: string;
@@ -306,6 +316,17 @@ export class RedisCostGuard implements MeteredCostGuard {
   }
 
   async snapshot(): Promise<CostSnapshot> {
+    const { readAt, rows } = await this.readLedger();
+    return buildSnapshot(this.budgets, readAt, rows);
+  }
+
+  /**
+   * The current day's and month's counters as Redis holds them now (expired reservations
+   * reaped): global, every capped provider, and every provider, person and channel with settled
+   * spend in either period. One missing from it has settled nothing this period (it may hold
+   * reservations: only settled spend is indexed). Read-only, apart from the reaping every script does.
+   */
+  async readLedger(): Promise<LedgerReading> {
     const now = this.now();
     const day = dayBucket(now);
     const month = monthBucket(now);
@@ -348,7 +369,7 @@ export class RedisCostGuard implements MeteredCostGuard {
         });
       }
     }
-    return buildSnapshot(this.budgets, now, rows);
+    return { readAt: now, day, month, rows };
   }
 
   private hashKey(counter: Pick<LedgerCounter, 'dimension' | 'subject' | 'bucket'>): string {

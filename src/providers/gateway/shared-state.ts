@@ -141,8 +141,15 @@ export class RedisProviderStateStore implements ProviderStateStore {
     this.subscriber.on('message', (_channel: string, providerId: string) => {
       void this.refresh(providerId).catch(() => {});
     });
-    await this.subscriber.subscribe(this.channel());
-    await this.refreshAll().catch(() => {});
+    // Redis may be away at start (the agent serves from its write-ahead log meanwhile): then the
+    // subscription and the first read happen when it answers.
+    const subscribe = () =>
+      this.subscriber
+        ?.subscribe(this.channel())
+        .then(() => this.refreshAll())
+        .catch(() => {});
+    this.subscriber.on('ready', () => void subscribe());
+    await subscribe();
     this.timer = setInterval(() => void this.refreshAll().catch(() => {}), this.options.refreshMs);
     this.timer.unref();
   }

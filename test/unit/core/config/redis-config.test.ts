@@ -19,7 +19,11 @@ describe('redis Sentinel configuration', () => {
 
   it('has no sentinels, and Redis is not configured, on the defaults', () => {
     const config = loadConfig({ env: {}, cwd: emptyDir() });
-    expect(config.redis).toEqual({ keyPrefix: 'agent', masterName: 'mymaster' });
+    expect(config.redis).toEqual({
+      keyPrefix: 'agent',
+      masterName: 'mymaster',
+      snapshot: { everyMs: 60_000, maxPersons: 5000 },
+    });
     expect(isRedisConfigured(config)).toBe(false);
     expect(isRedisConfigured(loadConfig({ env: { REDIS_URL: 'redis://h:6379' }, cwd: emptyDir() }))).toBe(
       true,
