@@ -156,9 +156,10 @@ export class LeaseKeeper implements HeldLease {
     const attemptAt = this.now();
     const hold = this.options.outageHold;
     if (term && hold && !hold.redisReachable()) {
-      // Not waiting for a renewal to time out: ask the peers before the term can run out.
+      // Not waiting for a renewal to time out: ask the peers before the term can run out, and
+      // come back no later than its end, to step down on time if no promise came.
       await this.holdThroughOutage(term, hold);
-      this.schedule(ttlMs / 4);
+      this.schedule(Math.max(0, Math.min(ttlMs / 4, this.validUntil - this.now())));
       return undefined;
     }
     try {

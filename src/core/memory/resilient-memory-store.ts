@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { AgentError } from '../errors.js';
 import type { RedisReachability } from '../redis/redis-reachability.js';
 import type { WalRecord, WriteAheadLog } from '../redis/write-ahead-log.js';
 import type { CommitInput, EventClaim, MemoryStore, MemorySummary, Turn } from './memory-store.js';
@@ -123,7 +124,26 @@ export class ResilientMemoryStore implements MemoryStore {
         if (!this.options.reachability.noteFailure(error)) throw error;
       }
     }
-    return (this.turns.get(personId) ?? []).slice(-limit);
+    const mirrored = this.turns.get(personId) ?? [];
+    if (this.options.reachability.reachable) {
+      // Replaying: Redis has what came before, the mirror also what still waits in the log.
+      try {
+        const stored = await this.options.inner.recentTurns(personId, limit);
+        const known = new Set(stored.map((t) => t.id));
+        const after = stored.at(-1)?.at ?? Number.NEGATIVE_INFINITY;
+        const waiting = mirrored.filter((t) => !known.has(t.id) && t.at >= after);
+        return [...stored, ...waiting].slice(-limit);
+      } catch (error) {
+        if (!this.options.reachability.noteFailure(error)) throw error;
+      }
+    }
+    // The mirror keeps a context window per person: a longer history (the history API) waits.
+    if (limit > this.options.mirrorTurns)
+      throw new AgentError(
+        'memory_unavailable',
+        `Redis is unreachable: only the last ${this.options.mirrorTurns} turns are at hand; try again soon`,
+      );
+    return mirrored.slice(-limit);
   }
 
   async summary(personId: string): Promise<MemorySummary | undefined> {

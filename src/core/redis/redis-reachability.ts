@@ -114,7 +114,9 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   if (code && CONNECTION_ERROR_CODES.has(code)) return true;
   if (error.name === 'MaxRetriesPerRequestError') return true;
-  return /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries|All sentinels are unreachable|LOADING/.test(
+  // READONLY and MASTERDOWN come from a replica or a primary in a Sentinel failover: the client
+  // reconnects to the new primary, so they pass like any other outage.
+  return /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries|All sentinels are unreachable|LOADING|READONLY|MASTERDOWN/.test(
     error.message,
   );
 }

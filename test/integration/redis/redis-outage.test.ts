@@ -73,6 +73,17 @@ describe('an agent on Redis while Redis is unreachable', { timeout: 60_000 }, ()
     expect(link.status).toBe(503);
     expect(link.body.error.code).toBe('memory_unavailable');
 
+    // The context window's worth of history is at hand; a longer history waits for Redis.
+    const base = (agent as TestAgent).url;
+    const short = await fetch(`${base}/api/conversations/alice/messages?limit=20`);
+    expect(((await short.json()) as { turns: { user: string }[] }).turns.map((t) => t.user)).toEqual([
+      'before',
+      'during',
+    ]);
+    const long = await fetch(`${base}/api/conversations/alice/messages?limit=100`);
+    expect(long.status).toBe(503);
+    expect(((await long.json()) as { error: { code: string } }).error.code).toBe('memory_unavailable');
+
     const outage = await status();
     expect(outage.redis.reachable).toBe(false);
     expect(outage.redis.writeAheadPending).toBeGreaterThan(0);

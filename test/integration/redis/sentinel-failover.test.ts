@@ -155,9 +155,12 @@ describe('Redis Sentinel failover', () => {
       });
     }
 
-    const history = (await (await fetch(`${url}/api/conversations/failover/messages?limit=500`)).json()) as {
-      turns: { user: string; assistant: string }[];
-    };
+    // The full history needs Redis itself (503 until the client has found the new primary).
+    const history = await until('the history', RECOVERY_BOUND_MS, async () => {
+      const response = await fetch(`${url}/api/conversations/failover/messages?limit=500`);
+      if (response.status !== 200) return undefined;
+      return (await response.json()) as { turns: { user: string; assistant: string }[] };
+    });
     const stored = history.turns.map((t) => t.user);
     const answeredBefore = outcomes.filter((o) => o.eventId.startsWith('b-')).map((o) => o.text);
     const answered = [...new Set(outcomes.map((o) => o.text))];
