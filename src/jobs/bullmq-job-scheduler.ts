@@ -144,7 +144,8 @@ export class BullMqJobScheduler implements JobScheduler {
       // active is taken up again once its lock lapses.
       const away = this.options.reachable?.() === false;
       await this.worker?.close(away);
-      await this.syncing;
+      // A schedule update waits for Redis to connect at all: with Redis away it is left behind.
+      if (!away) await this.syncing;
       if (away && this.queueInstance) await dropConnection(this.queueInstance);
       else await this.queueInstance?.close();
     })();

@@ -183,6 +183,11 @@ export class ResilientMemoryStore implements MemoryStore {
     await this.options.inner.close();
   }
 
+  /** The persons in the mirror, most recently used first. */
+  mirroredPersons(): string[] {
+    return [...this.turns.keys()].reverse();
+  }
+
   /** The mirror, for the snapshot job. */
   exportMirror(): MemoryMirrorState {
     return {

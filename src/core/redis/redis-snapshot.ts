@@ -106,7 +106,14 @@ export class RedisSnapshot {
     if (!this.options.reachability.reachable) return undefined;
     const identities = await this.options.readIdentities();
     this.options.identity.importMirror(identities, { replace: true });
-    const persons = recentPersons(identities, this.options.maxPersons);
+    // The persons seen most recently on any platform, and those this node talked with (HTTP
+    // conversations have no last-seen address).
+    const persons = [
+      ...new Set([
+        ...recentPersons(identities, this.options.maxPersons),
+        ...this.options.memory.mirroredPersons(),
+      ]),
+    ].slice(0, this.options.maxPersons);
     const turns: MemoryMirrorState['turns'] = {};
     const summaries: MemoryMirrorState['summaries'] = {};
     for (let i = 0; i < persons.length; i += READS_AT_ONCE) {

@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SnapshotFile } from '../../../src/core/redis/redis-snapshot.js';
 import { type FakeOpenAi, startFakeOpenAi, textOf } from '../../fakes/fake-openai.js';
 import { startRedis, type TestRedis } from '../../support/redis-server.js';
 import { postMessage, startTestAgent, type TestAgent } from '../../support/test-agent.js';
@@ -127,5 +128,47 @@ describe('an agent on Redis while Redis is unreachable', { timeout: 60_000 }, ()
     expect(again.body).toMatchObject({ duplicate: true });
     // Linking works again.
     expect((await say('/link', 'e-link-2')).status).toBe(200);
+  });
+
+  it('a node that crashed and restarts during the outage serves from the snapshot the job saved', async () => {
+    const snapshotDir = mkdtempSync(join(tmpdir(), 'agent-snapshot-'));
+    const first = await startTestAgent({
+      ...env(),
+      DATA_DIR: snapshotDir,
+      NODE_ID: 'snapshotting',
+      REDIS_SNAPSHOT_EVERY_MS: '1000',
+    });
+    let second: TestAgent | undefined;
+    try {
+      for (const text of ['one', 'two'])
+        expect((await postMessage(first.url, 'bob', { text, eventId: `s-${text}` })).status).toBe(200);
+      // The redis-snapshot job writes the person's context window to disk.
+      const path = join(snapshotDir, 'redis-snapshot.json');
+      const deadline = Date.now() + 10_000;
+      while (
+        !(existsSync(path) && readFileSync(path, 'utf8').includes('"user":"two"')) &&
+        Date.now() < deadline
+      )
+        await sleep(100);
+      const saved = JSON.parse(readFileSync(path, 'utf8')) as SnapshotFile;
+      expect(saved.memory.turns['http:bob']?.map((t) => t.user)).toEqual(['one', 'two']);
+
+      // A crash: no graceful stop, so only what the job saved is on disk; a copy of that disk
+      // starts while Redis is away.
+      const crashedDisk = mkdtempSync(join(tmpdir(), 'agent-crashed-'));
+      cpSync(path, join(crashedDisk, 'redis-snapshot.json'));
+      await redis.down();
+      second = await startTestAgent({ ...env(), DATA_DIR: crashedDisk, NODE_ID: 'restarted' });
+      const { status, body } = await postMessage(second.url, 'bob', { text: 'three', eventId: 's-three' });
+      expect(status).toBe(200);
+      expect(body.reply.text).toBe('echo: three');
+      expect(lastPrompt()).toEqual(
+        expect.arrayContaining(['user: one', 'assistant: echo: one', 'user: two', 'assistant: echo: two']),
+      );
+    } finally {
+      await second?.agent.stop();
+      await first.agent.stop();
+      await redis.up();
+    }
   });
 });
