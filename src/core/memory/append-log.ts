@@ -120,16 +120,23 @@ export class AppendLog<T> {
 }
 
 /**
- * Replaces the log at `path` with exactly `records`: write a scratch file, fsync it, rename it
- * over the old one, fsync the directory. A crash at any point leaves either the old log or the
- * new one, both complete. The log must not be open for appending meanwhile.
+ * Replaces the log at `path` with exactly `records`. A crash at any point leaves either the old
+ * log or the new one, both complete. The log must not be open for appending meanwhile.
  */
 export function rewriteLog(path: string, records: readonly unknown[]): void {
-  const scratch = `${path}.compact-${process.pid}`;
+  writeFileAtomically(path, records.map(encodeRecord).join(''));
+}
+
+/**
+ * Writes `text` to a scratch file, fsyncs it, renames it over `path` and fsyncs the directory:
+ * a crash at any point leaves the old file or the new one, never a part.
+ */
+export function writeFileAtomically(path: string, text: string, mode = 0o644): void {
+  const scratch = `${path}.${process.pid}.tmp`;
   try {
-    const fd = openSync(scratch, 'w');
+    const fd = openSync(scratch, 'w', mode);
     try {
-      writeFileSync(fd, records.map(encodeRecord).join(''));
+      writeFileSync(fd, text);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

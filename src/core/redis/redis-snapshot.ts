@@ -1,8 +1,9 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { JobDefinition } from '../../jobs/job-scheduler.js';
 import type { IdentityMirrorState, ResilientIdentityStore } from '../identity/resilient-identity-store.js';
+import { writeFileAtomically } from '../memory/append-log.js';
 import type { MemoryMirrorState, ResilientMemoryStore } from '../memory/resilient-memory-store.js';
 import type { RedisReachability } from './redis-reachability.js';
 
@@ -137,7 +138,7 @@ export class RedisSnapshot {
       memory: { turns, summaries },
       ...(this.options.costs ? { costs: this.options.costs.exportState() } : {}),
     };
-    writeWhole(this.path, JSON.stringify(file));
+    writeFileAtomically(this.path, JSON.stringify(file), 0o600);
     return file;
   }
 
@@ -155,7 +156,7 @@ export class RedisSnapshot {
       memory: this.options.memory.exportMirror(),
       ...(this.options.costs ? { costs: this.options.costs.exportState() } : {}),
     };
-    writeWhole(this.path, JSON.stringify(file));
+    writeFileAtomically(this.path, JSON.stringify(file), 0o600);
   }
 
   job(): JobDefinition {
@@ -185,28 +186,4 @@ function recentPersons(identities: IdentityMirrorState, max: number): string[] {
     .sort((a, b) => b[1] - a[1])
     .slice(0, max)
     .map(([person]) => person);
-}
-
-/** Writes a scratch file, fsyncs it, renames it over `path`: a crash leaves the old or the new. */
-function writeWhole(path: string, text: string): void {
-  const scratch = `${path}.${process.pid}.tmp`;
-  try {
-    const fd = openSync(scratch, 'w', 0o600);
-    try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(scratch, path);
-    const dir = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
-  } catch (error) {
-    rmSync(scratch, { force: true });
-    throw error;
-  }
 }

@@ -10,6 +10,7 @@ import { holdRequestSchema } from '../../../src/core/cluster/outage-holds.js';
 import { RedisReachability } from '../../../src/core/redis/redis-reachability.js';
 import { freePort } from '../../support/free-port.js';
 import { startRedis, type TestRedis } from '../../support/redis-server.js';
+import { until } from '../../support/until.js';
 
 const logger = pino({ level: 'silent' });
 const TTL_MS = 800;
@@ -197,11 +198,3 @@ describe('keeping a lease through a Redis outage on the peers promise', () => {
     expect(await holder.cluster.lease('channel:telegram').confirm()).toBe(false);
   });
 });
-
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}

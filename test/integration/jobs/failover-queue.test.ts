@@ -14,6 +14,7 @@ import type { JobHandler, JobResult, QueuedJob } from '../../../src/jobs/durable
 import { FailoverQueue } from '../../../src/jobs/failover-queue.js';
 import { LocalDurableQueue } from '../../../src/jobs/local-durable-queue.js';
 import { startRedis, type TestRedis } from '../../support/redis-server.js';
+import { until } from '../../support/until.js';
 
 type Data = { n: number };
 
@@ -29,14 +30,6 @@ let keyPrefix: string;
 let client: Redis;
 let reachability: RedisReachability;
 let counter = 0;
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 
 /** `promise`, or an error named `failure` if it takes longer than `ms`. */
 async function within<T>(ms: number, promise: Promise<T>, failure: string): Promise<T> {

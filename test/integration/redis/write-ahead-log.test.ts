@@ -1,23 +1,15 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisReachability } from '../../../src/core/redis/redis-reachability.js';
 import { type WalRecord, WriteAheadLog } from '../../../src/core/redis/write-ahead-log.js';
 import { startRedis, type TestRedis } from '../../support/redis-server.js';
+import { until } from '../../support/until.js';
 
 const logger = pino({ level: 'silent' });
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
 
 /** The write-ahead log on a real Redis that goes away and comes back. */
 describe('the write-ahead log', () => {

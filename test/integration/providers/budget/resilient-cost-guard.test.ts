@@ -21,6 +21,7 @@ import {
   WAL_APPLIED_TTL_MS,
 } from '../../../../src/providers/budget/resilient-cost-guard.js';
 import { startRedis, type TestRedis } from '../../../support/redis-server.js';
+import { until } from '../../../support/until.js';
 
 const logger = pino({ level: 'silent' });
 const DAY_MS = 24 * 3_600_000;
@@ -42,14 +43,6 @@ async function refusal(promise: Promise<unknown>): Promise<BudgetExceededError> 
   );
   expect(error).toBeInstanceOf(BudgetExceededError);
   return error as BudgetExceededError;
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 interface TestNode {
@@ -128,7 +121,8 @@ describe('ResilientCostGuard on a real redis-server that goes away', () => {
       ...(options.events ? { onThreshold: (e: ThresholdEvent) => options.events?.push(e) } : {}),
     });
     const leftInWal = wal.open();
-    if (options.connected !== false) await until(() => reachability.reachable, 'the client is connected');
+    if (options.connected !== false)
+      await until(() => reachability.reachable, 15_000, 'the client is connected');
     await guard.open();
     const node: TestNode = {
       guard,
@@ -152,7 +146,7 @@ describe('ResilientCostGuard on a real redis-server that goes away', () => {
   async function down(...watching: TestNode[]): Promise<void> {
     redisDown = true;
     await redis.down();
-    await until(() => watching.every((n) => !n.reachability.reachable), 'the nodes see Redis gone');
+    await until(() => watching.every((n) => !n.reachability.reachable), 15_000, 'the nodes see Redis gone');
   }
 
   async function up(...watching: TestNode[]): Promise<void> {
@@ -160,6 +154,7 @@ describe('ResilientCostGuard on a real redis-server that goes away', () => {
     redisDown = false;
     await until(
       () => watching.every((n) => n.reachability.reachable && n.wal.pendingCount === 0),
+      15_000,
       'the nodes have replayed their WAL',
     );
   }
@@ -282,7 +277,7 @@ describe('ResilientCostGuard on a real redis-server that goes away', () => {
     // The same three records, replayed by a restarted process.
     const restarted = await startNode({ keyPrefix, budgets, dataDir: copy });
     expect(restarted.leftInWal).toHaveLength(3);
-    await until(() => restarted.wal.pendingCount === 0, 'the copy is replayed');
+    await until(() => restarted.wal.pendingCount === 0, 15_000, 'the copy is replayed');
     expect(restarted.wal.replayed).toBe(3);
     expect(await restarted.inner.snapshot()).toEqual(afterReplay);
     for (const record of restarted.leftInWal) {
