@@ -551,7 +551,8 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       const holds = cluster?.outageHolds;
       if (holds) {
         // A peer keeping a platform connection through a Redis outage asks this node to stay out.
-        api.post('/api/cluster/hold', async (request) => {
+        // Not rate-limited: API traffic on the same token must not make a holder step down.
+        api.post('/api/cluster/hold', { config: { rateLimit: false } }, async (request) => {
           const parsed = holdRequestSchema.safeParse(request.body);
           if (!parsed.success)
             throw new AgentError('bad_request', `invalid hold request: ${parsed.error.issues[0]?.message}`);
