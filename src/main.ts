@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { isConfigError } from './core/config/config-error.js';
 import { loadConfig } from './core/config/load-config.js';
+import { isVaultError } from './core/config/vault/vault-client.js';
+import type { VaultSecretSource } from './core/config/vault/vault-secret-source.js';
+import { checkVault, formatVaultStartupError, loadVaultSecrets } from './core/config/vault/vault-startup.js';
 import { type Agent, createAgent } from './core/create-agent.js';
 import { doctorExitCode, formatDoctorReport, runDoctor } from './core/doctor.js';
 import { runKeystoreCommand } from './wallet/keys/keystore-cli.js';
@@ -23,11 +26,20 @@ async function main(argv: string[]): Promise<void> {
     process.exit(await runKeystoreCommand(argv.slice(1), process.env, process));
   }
   let config: ReturnType<typeof loadConfig>;
+  let vaultSource: VaultSecretSource | undefined;
   try {
-    config = loadConfig();
+    // With VAULT_ADDR set, the secrets Vault holds join the environment the config is read from;
+    // a variable the environment sets itself (or its NAME_FILE) wins over Vault.
+    const vault = await loadVaultSecrets(process.env);
+    config = loadConfig({ env: vault.env });
+    vaultSource = vault.source;
   } catch (error) {
     if (isConfigError(error)) {
       process.stderr.write(`${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    if (isVaultError(error)) {
+      process.stderr.write(`${formatVaultStartupError(error)}\n`);
       process.exit(EXIT_CONFIG);
     }
     throw error;
@@ -35,6 +47,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === 'doctor') {
     const findings = await runDoctor(config);
+    if (process.env.VAULT_ADDR) findings.unshift(await checkVault(process.env));
     process.stdout.write(`${formatDoctorReport(config, findings)}\n`);
     process.exit(doctorExitCode(findings));
   }
@@ -45,7 +58,7 @@ async function main(argv: string[]): Promise<void> {
 
   let agent: Agent;
   try {
-    agent = await createAgent(config);
+    agent = await createAgent(config, vaultSource ? { secretSource: vaultSource } : {});
   } catch (error) {
     // An unsafe or unreadable wallet key stops the start, like a config error, with its fix.
     if (isWalletKeyError(error)) {

@@ -12,7 +12,7 @@ import { createQueue } from '../jobs/create-queue.js';
 import { InProcessScheduler } from '../jobs/in-process-scheduler.js';
 import type { JobAlert, JobOutcome, JobScheduler } from '../jobs/job-scheduler.js';
 import { budgetRollUpJob } from '../providers/budget/budget-roll-up-job.js';
-import type { MeteredCostGuard } from '../providers/budget/ledger.js';
+import { bucketOf, type MeteredCostGuard, type ThresholdEvent } from '../providers/budget/ledger.js';
 import { LocalCostGuard } from '../providers/budget/local-cost-guard.js';
 import { RedisCostGuard } from '../providers/budget/redis-cost-guard.js';
 import { ResilientCostGuard } from '../providers/budget/resilient-cost-guard.js';
@@ -21,6 +21,8 @@ import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gate
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
 import { createWallet, type Wallet } from '../wallet/create-wallet.js';
+import { incidentWatchJob } from './alerts/incident-watch.js';
+import { Incidents } from './alerts/incidents.js';
 import { Cluster, type ClusterView } from './cluster/cluster.js';
 import { resolveNodeId } from './cluster/cluster-config.js';
 import { holdRequestSchema } from './cluster/outage-holds.js';
@@ -28,7 +30,13 @@ import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-c
 import { createLinkCommands } from './commands/link-commands.js';
 import { formatProvidersReport } from './commands/providers-report.js';
 import { collectSecrets } from './config/load-config.js';
-import type { AgentConfig } from './config/schema.js';
+import type { AgentConfig, ProviderConfig } from './config/schema.js';
+import {
+  rotatingScrubber,
+  type VaultSecretSource,
+  vaultKeyGetter,
+} from './config/vault/vault-secret-source.js';
+import { providerKeyEnvName } from './config/vault/vault-settings.js';
 import { AgentError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { LogIdentityStore } from './identity/log-identity-store.js';
@@ -65,6 +73,8 @@ export interface AgentDeps {
   provider?: ChatProvider;
   /** Used instead of the adapters built from `channels` (tests). */
   adapters?: readonly ChannelAdapter[];
+  /** Secrets from Vault, re-read on a schedule: provider keys follow a rotation. */
+  secretSource?: VaultSecretSource;
   now?: () => number;
 }
 
@@ -90,7 +100,19 @@ export interface Agent {
 
 /** Builds every part of the agent from its config; nothing is global, so tests can build several. */
 export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps = {}): Promise<Agent> {
-  const logger = deps.logger ?? createLogger({ level: config.log.level, secrets: collectSecrets(config) });
+  const secretSource = deps.secretSource;
+  const baseSecrets = collectSecrets(config);
+  // With Vault, a rotated secret (and the one it replaced) is scrubbed too.
+  const logger =
+    deps.logger ??
+    createLogger({
+      level: config.log.level,
+      secrets: baseSecrets,
+      ...(secretSource
+        ? { scrub: rotatingScrubber(baseSecrets, secretSource, (s) => JSON.stringify(s).slice(1, -1)) }
+        : {}),
+    });
+  secretSource?.useLogger(logger.child({ component: 'vault' }));
   const startedAt = Date.now();
   const version = readPackageVersion();
 
@@ -180,13 +202,37 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       ...(deps.now ? { now: deps.now } : {}),
     });
 
-  const onThreshold = (event: {
-    scope: string;
-    subject: string;
-    period: string;
-    level: string;
-    limitUsd: number;
-  }) => logger.warn(event, event.level === 'warn' ? 'budget passed its warning threshold' : 'budget used up');
+  // Set once the platform channels exist: alerts reach the owners' chats through the outbox.
+  let alertOwners: ((id: string, text: string) => Promise<void>) | undefined;
+  const incidents = new Incidents({
+    deliver: async (id, text) => alertOwners?.(id, text),
+    ...(redis
+      ? {
+          // One node reports an incident both see; with Redis away, each reports its own.
+          claim: async (key, ttlMs) => {
+            if (reachability?.reachable === false) throw new Error('Redis is unreachable');
+            return (
+              (await redis.set(`${config.redis.keyPrefix}:alert:${key}`, nodeId, 'PX', ttlMs, 'NX')) === 'OK'
+            );
+          },
+          release: async (key) => {
+            await redis.del(`${config.redis.keyPrefix}:alert:${key}`);
+          },
+        }
+      : {}),
+    source: `${config.agent.name} on ${nodeId}`,
+    logger,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const onThreshold = (event: ThresholdEvent) => {
+    const period = `${event.period === 'day' ? 'daily' : 'monthly'} ${event.scope} budget${event.scope === 'global' ? '' : ` for ${event.subject}`}`;
+    const passed = event.level === 'warn' ? 'passed its warning threshold' : 'is used up';
+    // Once per budget, period and level: the cost guards report each threshold once.
+    void incidents.notice(
+      `budget:${event.scope}:${event.subject}:${event.period}:${event.level}:${bucketOf(event.period, (deps.now ?? Date.now)())}`,
+      `the ${period} ($${event.limitUsd}) ${passed}`,
+    );
+  };
   const sharedCosts =
     redis && wal && reachability
       ? new ResilientCostGuard({
@@ -222,19 +268,14 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
   const metrics = new AgentMetrics();
   const providerFetch = createProviderFetch();
   // The alert text goes to a chat: no configured secret may be in it.
-  const withoutSecrets = secretScrubber(collectSecrets(config));
-  // Set once the platform channels exist: alerts reach the owners' chats through the outbox.
-  let alertOwners: ((id: string, text: string) => Promise<void>) | undefined;
+  const withoutSecrets = secretSource
+    ? rotatingScrubber(baseSecrets, secretSource)
+    : secretScrubber(baseSecrets);
   const onJobAlert: JobAlert = (name, error, consecutiveFailures) => {
     logger.error({ job: name, err: error.message, consecutiveFailures }, 'maintenance job keeps failing');
-    const text =
-      `Alert from ${config.agent.name} on ${nodeId}: the maintenance job "${name}" failed ` +
-      `${consecutiveFailures} runs in a row. Last error: ${withoutSecrets(error.message)}`;
-    alertOwners?.(`alert:${name}:${consecutiveFailures}:${Date.now()}`, text).catch((sendError: unknown) =>
-      logger.error(
-        { job: name, err: (sendError as Error).message },
-        'could not queue the alert for the owners',
-      ),
+    void incidents.notice(
+      `job:${name}:${consecutiveFailures}:${Date.now()}`,
+      `the maintenance job "${name}" failed ${consecutiveFailures} runs in a row. Last error: ${withoutSecrets(error.message)}`,
     );
   };
   // Jobs about this node's own state (its circuit breakers, its local provider) run on every node.
@@ -259,9 +300,10 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           ...(reachability ? { reachable: () => reachability.reachable } : {}),
         })
       : scheduler;
+  // The cluster jobs' outcomes live in Redis: while it is away only this node's are known.
   const jobOutcomes = async (): Promise<JobOutcome[]> => [
     ...(await scheduler.outcomes()),
-    ...(clusterJobs === scheduler ? [] : await clusterJobs.outcomes()),
+    ...(clusterJobs === scheduler || reachability?.reachable === false ? [] : await clusterJobs.outcomes()),
   ];
   const built =
     deps.provider === undefined && config.providers.length > 0
@@ -271,6 +313,9 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           keyPrefix: config.redis.keyPrefix,
           fetch: providerFetch.fetch,
           observer: metrics,
+          ...(secretSource
+            ? { apiKeyFor: (p: ProviderConfig) => vaultKeyGetter(secretSource, providerKeyEnvName(p.id)) }
+            : {}),
           ...(redis ? { redis } : {}),
           ...(deps.now ? { now: deps.now } : {}),
         })
@@ -373,6 +418,14 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         logger,
         dataDir: config.memory.dataDir,
         notify: async (requester, id, text) => tellPerson?.(requester.personId, id, text),
+        onOutcome: (status, intentId) => {
+          metrics.onWalletTransfer(status);
+          if (status === 'failed')
+            void incidents.notice(
+              `wallet:${intentId}:failed`,
+              `wallet transfer ${intentId} failed (see /wallet history)`,
+            );
+        },
         ...(redis ? { redis: { client: redis, keyPrefix: config.redis.keyPrefix } } : {}),
         ...(deps.now ? { now: deps.now } : {}),
       })
@@ -485,14 +538,26 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           ...(deps.now ? { now: deps.now } : {}),
         });
 
-  if (channels && config.alerts.notify.length > 0) {
+  if (channels && (config.alerts.notify.length > 0 || config.alerts.owners.length > 0)) {
     const hub = channels;
     alertOwners = async (id, text) => {
-      await Promise.all(
-        config.alerts.notify.map((target) =>
+      await Promise.all([
+        ...config.alerts.notify.map((target) =>
           hub.notify(`${id}:${target.channel}:${target.conversation}`, target, text),
         ),
-      );
+        // Each owner on the chat they were heard from last, whichever platform that is.
+        ...config.alerts.owners.map(async (account) => {
+          const split = account.indexOf(':');
+          const personId = await identity.resolve(account.slice(0, split), account.slice(split + 1));
+          const [latest] = await identity.addresses(personId);
+          if (latest) await hub.notify(`${id}:${account}`, latest.address, text);
+          else
+            logger.warn(
+              { owner: account },
+              'an owner has never written to the agent; the alert cannot reach them',
+            );
+        }),
+      ]);
     };
   }
 
@@ -503,6 +568,51 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       if (latest) await hub.notify(id, latest.address, text);
     };
   }
+
+  scheduler.add(
+    incidentWatchJob(
+      incidents,
+      {
+        ...(built ? { providers: () => built.gateway.snapshot() } : {}),
+        ...(channels ? { channels: () => channels.status() } : {}),
+        ...(cluster ? { cluster: () => cluster.view() } : {}),
+        ...(reachability
+          ? {
+              redis: () => ({
+                reachable: reachability.reachable,
+                ...(reachability.unreachableSince !== undefined
+                  ? { unreachableSince: reachability.unreachableSince }
+                  : {}),
+              }),
+            }
+          : {}),
+      },
+      {
+        providerOpenAfterMs: config.alerts.providerOpenAfterMs,
+        channelDownAfterMs: config.alerts.channelDownAfterMs,
+        redisDownAfterMs: config.alerts.redisDownAfterMs,
+        everyMs: config.alerts.checkEveryMs,
+      },
+      deps.now,
+    ),
+  );
+
+  metrics.observe({
+    jobs: jobOutcomes,
+    ...(channels ? { queues: () => channels.pending() } : {}),
+    ...(cluster
+      ? {
+          leases: () =>
+            cluster.view().leases.map((l) => ({
+              name: l.name,
+              held: l.holder?.node === nodeId && l.holder.instance === cluster.instance,
+            })),
+        }
+      : {}),
+    ...(reachability && wal
+      ? { redis: () => ({ reachable: reachability.reachable, writeAheadPending: wal.pendingCount }) }
+      : {}),
+  });
 
   const http: HttpChannel = new HttpChannel({
     webhooks: adapters.flatMap((a) => (a.webhook ? [a.webhook] : [])),
@@ -545,6 +655,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         : {}),
       ...(channels ? { outbox: await orUnavailable(channels.pending()) } : {}),
       jobs: await orUnavailable(jobOutcomes()),
+      incidents: incidents.list(),
     }),
     routes: (api) => {
       registerOpenAiCompatibleRoutes(api, () => provider);
@@ -578,6 +689,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     gateway: built?.gateway,
     wallet,
     async start() {
+      secretSource?.start();
       // The snapshot first: the write-ahead records left by a previous process are newer.
       snapshot?.load();
       const pendingWrites = wal?.open() ?? [];
@@ -633,6 +745,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         await wal?.close();
         reachability?.close();
         await providerFetch.close();
+        secretSource?.stop();
         await cluster?.stop();
         if (ownsRedis) await redis?.quit().catch(() => redis.disconnect());
         logger.info('agent stopped');

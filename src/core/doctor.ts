@@ -2,6 +2,9 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import { createProvider } from '../providers/create-provider.js';
 import { redactConfig } from './config/load-config.js';
 import type { AgentConfig } from './config/schema.js';
+import { checkPlatforms } from './doctor/platform-checks.js';
+import { checkPm2 } from './doctor/pm2-checks.js';
+import { checkWallet } from './doctor/wallet-checks.js';
 import { isRedisConfigured } from './redis/redis-connection.js';
 import { checkRedisDependency } from './redis/redis-doctor.js';
 
@@ -20,6 +23,9 @@ export interface Finding {
  */
 export async function runDoctor(config: Readonly<AgentConfig>): Promise<Finding[]> {
   const findings: Finding[] = [];
+  // Platforms and the wallet are independent of the rest: checked meanwhile, reported after.
+  const platforms = checkPlatforms(config.channels);
+  const wallet = checkWallet(config.wallet);
   if (isRedisConfigured(config)) findings.push(...(await checkRedisDependency(config.redis)));
   else findings.push(checkDataDir(config.memory.dataDir));
 
@@ -52,6 +58,7 @@ export async function runDoctor(config: Readonly<AgentConfig>): Promise<Finding[
       });
     }
   }
+  findings.push(...(await platforms), ...(await wallet), ...checkPm2());
   return findings;
 }
 

@@ -5,6 +5,11 @@ export interface LoggerOptions {
   /** Values that must never appear in a log line, whatever field they end up in. */
   secrets: readonly string[];
   destination?: DestinationStream;
+  /**
+   * Replaces `secrets` as the final scrub of each line: for secrets that change while the agent
+   * runs (rotated in Vault), which a list fixed at start cannot follow.
+   */
+  scrub?: (text: string) => string;
 }
 
 /**
@@ -14,7 +19,8 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions): Logger {
   // A log line is JSON, so a secret appears in it in its JSON-escaped form.
-  const scrub = secretScrubber(options.secrets, (secret) => JSON.stringify(secret).slice(1, -1));
+  const scrub =
+    options.scrub ?? secretScrubber(options.secrets, (secret) => JSON.stringify(secret).slice(1, -1));
   return pino(
     {
       level: options.level,

@@ -1,4 +1,5 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { JobOutcome } from '../jobs/job-scheduler.js';
 import type { GatewayObserver } from '../providers/gateway/gateway-observer.js';
 
 /**
@@ -14,6 +15,7 @@ export class AgentMetrics implements GatewayObserver {
   private readonly providerCost: Counter<'provider'>;
   private readonly messages: Counter<'channel' | 'direction'>;
   private readonly deliveries: Counter<'channel' | 'outcome'>;
+  private readonly walletTransfers: Counter<'outcome'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -61,6 +63,91 @@ export class AgentMetrics implements GatewayObserver {
       labelNames: ['channel', 'outcome'],
       registers,
     });
+    this.walletTransfers = new Counter({
+      name: 'agent_wallet_transfers_total',
+      help: 'Wallet transfers reported by outcome: confirmed, finalized, failed.',
+      labelNames: ['outcome'],
+      registers,
+    });
+  }
+
+  /**
+   * Registers the gauges read from the agent's state at each scrape: queue depths, the leases this
+   * node holds, Redis and the write-ahead log, the maintenance jobs. A source that cannot be read
+   * now (Redis away) leaves its gauge out of that scrape rather than failing it.
+   */
+  observe(state: ObservedState): void {
+    const registers = [this.registry];
+    if (state.queues) {
+      const queues = state.queues;
+      new Gauge({
+        name: 'agent_queue_depth',
+        help: 'Jobs not yet finished in the inbox (platform events) and the outbox (replies).',
+        labelNames: ['queue'],
+        registers,
+        async collect() {
+          this.reset();
+          const depth = await queues().catch(() => undefined);
+          if (!depth) return;
+          this.set({ queue: 'inbox' }, depth.inbox);
+          this.set({ queue: 'outbox' }, depth.outbox);
+        },
+      });
+    }
+    if (state.leases) {
+      const leases = state.leases;
+      new Gauge({
+        name: 'agent_lease_held',
+        help: 'Per platform connection lease: 1 while this node holds it, else 0.',
+        labelNames: ['lease'],
+        registers,
+        collect() {
+          this.reset();
+          for (const lease of leases()) this.set({ lease: lease.name }, lease.held ? 1 : 0);
+        },
+      });
+    }
+    if (state.redis) {
+      const redis = state.redis;
+      new Gauge({
+        name: 'agent_redis_reachable',
+        help: '1 while this node reaches Redis; 0 while it serves from its write-ahead log.',
+        registers,
+        collect() {
+          this.set(redis().reachable ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'agent_write_ahead_pending',
+        help: 'Writes in the local write-ahead log waiting to be replayed to Redis.',
+        registers,
+        collect() {
+          this.set(redis().writeAheadPending);
+        },
+      });
+    }
+    const jobs = state.jobs;
+    new Gauge({
+      name: 'agent_job_runs',
+      help: 'Finished runs of each maintenance job (cluster jobs: across every node).',
+      labelNames: ['job'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const job of (await jobs().catch(() => [])) ?? []) this.set({ job: job.name }, job.runs);
+      },
+    });
+    new Gauge({
+      name: 'agent_job_consecutive_failures',
+      help: 'Failed runs in a row of each maintenance job (0 after a success).',
+      labelNames: ['job'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const job of (await jobs().catch(() => [])) ?? [])
+          this.set({ job: job.name }, job.consecutiveFailures);
+      },
+    });
   }
 
   onRequest(provider: string): void {
@@ -88,4 +175,16 @@ export class AgentMetrics implements GatewayObserver {
   onDelivery(channel: string, outcome: 'sent' | 'resent' | 'failed_over' | 'retry' | 'lost'): void {
     this.deliveries.inc({ channel, outcome });
   }
+
+  onWalletTransfer(outcome: string): void {
+    this.walletTransfers.inc({ outcome });
+  }
+}
+
+/** The agent's state the gauges read at each scrape. */
+export interface ObservedState {
+  queues?: () => Promise<{ inbox: number; outbox: number }>;
+  leases?: () => { name: string; held: boolean }[];
+  redis?: () => { reachable: boolean; writeAheadPending: number };
+  jobs: () => Promise<JobOutcome[]>;
 }

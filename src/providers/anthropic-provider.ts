@@ -20,6 +20,11 @@ export interface AnthropicProviderOptions {
   maxOutputTokens: number;
   timeoutMs: number;
   fetch?: typeof globalThis.fetch;
+  /**
+   * The current key, asked before every request, so a rotated key (Vault) is used without
+   * rebuilding the provider; when it returns undefined, `apiKey` is used.
+   */
+  getApiKey?: () => string | undefined;
 }
 
 export class AnthropicProvider implements ChatProvider {
@@ -33,8 +38,10 @@ export class AnthropicProvider implements ChatProvider {
     this.id = options.id;
     this.model = options.model;
     this.maxOutputTokens = options.maxOutputTokens;
+    const { getApiKey, apiKey } = options;
     this.client = new Anthropic({
-      apiKey: options.apiKey,
+      // The SDK calls a key function before each request (@anthropic-ai/sdk accepts `() => Promise<string>`).
+      apiKey: getApiKey ? async () => getApiKey() ?? apiKey : apiKey,
       ...(options.baseURL ? { baseURL: options.baseURL } : {}),
       maxRetries: 0,
       timeout: options.timeoutMs,

@@ -1,5 +1,5 @@
 import { AzureOpenAI } from 'openai';
-import { OpenAiProvider } from './openai-provider.js';
+import { OpenAiProvider, rebuildOnKeyChange } from './openai-provider.js';
 
 export interface AzureOpenAiProviderOptions {
   id: string;
@@ -13,6 +13,11 @@ export interface AzureOpenAiProviderOptions {
   model?: string;
   timeoutMs: number;
   fetch?: typeof globalThis.fetch;
+  /**
+   * The current key (Vault); when it returns another key, the SDK client is rebuilt with it
+   * before the next request. Undefined: `apiKey`.
+   */
+  getApiKey?: () => string | undefined;
 }
 
 /**
@@ -25,17 +30,21 @@ export class AzureOpenAiProvider extends OpenAiProvider {
   readonly deployment: string;
 
   constructor(options: AzureOpenAiProviderOptions) {
-    super(
-      { id: options.id, model: options.model ?? options.deployment, timeoutMs: options.timeoutMs },
+    const build = (apiKey: string) =>
       new AzureOpenAI({
         endpoint: options.endpoint,
         apiVersion: options.apiVersion,
         deployment: options.deployment,
-        apiKey: options.apiKey,
+        apiKey,
         maxRetries: 0,
         timeout: options.timeoutMs,
         ...(options.fetch ? { fetch: options.fetch } : {}),
-      }),
+      });
+    const { getApiKey } = options;
+    super(
+      { id: options.id, model: options.model ?? options.deployment, timeoutMs: options.timeoutMs },
+      // AzureOpenAI takes only a fixed key: with a getter, a new key gets a new client.
+      getApiKey ? rebuildOnKeyChange(() => getApiKey() ?? options.apiKey, build) : build(options.apiKey),
     );
     this.deployment = options.deployment;
   }

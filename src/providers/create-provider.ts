@@ -6,14 +6,27 @@ import { OpenAiProvider } from './openai-provider.js';
 import type { ChatProvider } from './provider.js';
 import { UnconfiguredProvider } from './unconfigured-provider.js';
 
-export function createProvider(config: ProviderConfig, fetch?: typeof globalThis.fetch): ChatProvider {
+export interface CreateProviderDeps {
+  /**
+   * The provider's current API key, asked before every request, so a rotated key (Vault) is
+   * used without rebuilding the provider; when it returns undefined, `config.apiKey` is used.
+   */
+  getApiKey?: () => string | undefined;
+}
+
+export function createProvider(
+  config: ProviderConfig,
+  fetch?: typeof globalThis.fetch,
+  deps: CreateProviderDeps = {},
+): ChatProvider {
+  const extra = { ...(fetch ? { fetch } : {}), ...(deps.getApiKey ? { getApiKey: deps.getApiKey } : {}) };
   if (config.kind === 'anthropic') {
-    return new AnthropicProvider({ ...config, ...(fetch ? { fetch } : {}) });
+    return new AnthropicProvider({ ...config, ...extra });
   }
   if (config.kind === 'azure-openai') {
-    return new AzureOpenAiProvider({ ...config, ...(fetch ? { fetch } : {}) });
+    return new AzureOpenAiProvider({ ...config, ...extra });
   }
-  return new OpenAiProvider({ ...config, ...(fetch ? { fetch } : {}) });
+  return new OpenAiProvider({ ...config, ...extra });
 }
 
 /**

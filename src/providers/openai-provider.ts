@@ -20,6 +20,11 @@ export interface OpenAiProviderOptions {
   baseURL?: string;
   timeoutMs: number;
   fetch?: typeof globalThis.fetch;
+  /**
+   * The current key, asked before every request, so a rotated key (Vault) is used without
+   * rebuilding the provider; when it returns undefined, `apiKey` is used.
+   */
+  getApiKey?: () => string | undefined;
 }
 
 /** OpenAI and every OpenAI-compatible endpoint (DeepSeek, Ollama, vLLM, OpenRouter). */
@@ -27,23 +32,38 @@ export class OpenAiProvider implements ChatProvider {
   readonly kind: 'openai' | 'azure-openai' = 'openai';
   readonly id: string;
   readonly model: string;
-  private readonly client: OpenAI;
+  private readonly clientOf: () => OpenAI;
 
-  /** `client` lets a subclass (Azure) bring its own configured SDK client. */
-  constructor(options: OpenAiProviderOptions, client?: OpenAI) {
+  /**
+   * `client` lets a subclass (Azure) bring its own configured SDK client, or a function giving
+   * the client to use now (see `rebuildOnKeyChange`).
+   */
+  constructor(options: OpenAiProviderOptions, client?: OpenAI | (() => OpenAI)) {
     this.id = options.id;
     this.model = options.model;
-    this.client =
+    if (typeof client === 'function') {
+      this.clientOf = client;
+      return;
+    }
+    const { getApiKey } = options;
+    // Keyless local servers still need a non-empty string for the SDK.
+    const fixedKey = options.apiKey ?? 'not-needed';
+    const sdk =
       client ??
       new OpenAI({
-        // Keyless local servers still need a non-empty string for the SDK.
-        apiKey: options.apiKey ?? 'not-needed',
+        // The SDK calls a key function before each request (openai >= 5 accepts `() => Promise<string>`).
+        apiKey: getApiKey ? async () => getApiKey() ?? fixedKey : fixedKey,
         ...(options.baseURL ? { baseURL: options.baseURL } : {}),
         // The agent (and later the gateway) is the only retry loop.
         maxRetries: 0,
         timeout: options.timeoutMs,
         ...(options.fetch ? { fetch: options.fetch } : {}),
       });
+    this.clientOf = () => sdk;
+  }
+
+  private get client(): OpenAI {
+    return this.clientOf();
   }
 
   async complete(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
@@ -87,6 +107,20 @@ export class OpenAiProvider implements ChatProvider {
       throw toProviderError(this.id, error);
     }
   }
+}
+
+/**
+ * A client that follows a rotating key: `build` runs again whenever `key()` returns another value
+ * than the client was built with, for SDK clients that take only a fixed key (AzureOpenAI sends
+ * a key function as an Entra ID token, not as `api-key`).
+ */
+export function rebuildOnKeyChange<T>(key: () => string, build: (apiKey: string) => T): () => T {
+  let built: { key: string; client: T } | undefined;
+  return () => {
+    const current = key();
+    if (!built || built.key !== current) built = { key: current, client: build(current) };
+    return built.client;
+  };
 }
 
 /** The request body (without `stream`) for the unified request. */

@@ -25,6 +25,8 @@ export interface WalletDeps {
   redis?: { client: Redis; keyPrefix: string };
   /** Tells a person how their transfer ended, on the chat they last used. */
   notify?: (requester: Requester, id: string, text: string) => Promise<void>;
+  /** Counts each transfer outcome reported (metrics). */
+  onOutcome?: (status: string, intentId: string) => void;
   now?: () => number;
 }
 
@@ -44,7 +46,7 @@ export interface Wallet {
  * unreadable stops the agent from starting rather than leaving a wallet that half-works.
  */
 export async function createWallet(config: WalletConfig, deps: WalletDeps): Promise<Wallet> {
-  const signer = await loadWalletSigner(keySource(config));
+  const signer = await loadWalletSigner(walletKeySource(config));
   const address = await signer.publicKey();
   const rpc: SolanaRpc = new ConnectionPool({
     urls:
@@ -79,6 +81,7 @@ export async function createWallet(config: WalletConfig, deps: WalletDeps): Prom
     confirmWaitMs: config.confirmWaitMs,
     logger: deps.logger,
     ...(deps.notify ? { notify: deps.notify } : {}),
+    ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   const owners = new WalletOwners(config.owners, deps.identity);
@@ -115,7 +118,8 @@ export async function createWallet(config: WalletConfig, deps: WalletDeps): Prom
   };
 }
 
-function keySource(config: WalletConfig): WalletKeySource {
+/** Where the configured key comes from (keypair file, keystore, or a secret). */
+export function walletKeySource(config: Readonly<WalletConfig>): WalletKeySource {
   const { key } = config;
   if (key.keypairFile) return { kind: 'keypair-file', path: key.keypairFile };
   if (key.keystoreFile)
@@ -123,9 +127,14 @@ function keySource(config: WalletConfig): WalletKeySource {
   return { kind: 'secret', value: key.secretKey ?? '' };
 }
 
+/** The genesis hash of the configured cluster (a localnet's is configured). */
+export function expectedGenesisHash(config: Readonly<WalletConfig>): string | undefined {
+  return config.genesisHash ?? GENESIS_HASHES[config.cluster as keyof typeof GENESIS_HASHES];
+}
+
 /** The RPC must be the cluster the config names (mainnet only when its genesis hash says so), and tokens must have the decimals configured. */
 async function verifyCluster(config: WalletConfig, rpc: SolanaRpc, policy: WalletPolicy): Promise<void> {
-  const expected = config.genesisHash ?? GENESIS_HASHES[config.cluster as keyof typeof GENESIS_HASHES];
+  const expected = expectedGenesisHash(config);
   const actual = await rpc.genesisHash().catch(() => {
     throw new WalletRefusal(
       'policy_unavailable',

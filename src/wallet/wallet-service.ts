@@ -45,6 +45,8 @@ export interface WalletServiceOptions {
   logger: Logger;
   /** Tells the person who asked how their transfer ended (through their chat). */
   notify?: (requester: Requester, id: string, text: string) => Promise<void>;
+  /** Counts each reported outcome (confirmed, finalized, failed): the wallet's metrics. */
+  onOutcome?: (status: TransferIntent['status'], intentId: string) => void;
   now?: () => number;
 }
 
@@ -439,6 +441,7 @@ export class WalletService {
   }
 
   private async tell(intent: TransferIntent): Promise<void> {
+    this.options.onOutcome?.(intent.status, intent.id);
     const notify = this.options.notify;
     if (!notify) return;
     await notify(intent.requester, `wallet:${intent.id}:${intent.status}`, describeIntent(intent)).catch(

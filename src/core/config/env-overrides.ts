@@ -34,6 +34,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'CLUSTER_LEASE_TTL_MS', path: ['cluster', 'leaseTtlMs'], type: 'integer', secret: false },
   { env: 'CLUSTER_ADVERTISE_URL', path: ['cluster', 'advertiseUrl'], type: 'string', secret: false },
   { env: 'ALERT_NOTIFY', path: ['alerts', 'notify'], type: 'csv', secret: false },
+  { env: 'ALERT_OWNERS', path: ['alerts', 'owners'], type: 'csv', secret: false },
   { env: 'LOG_LEVEL', path: ['log', 'level'], type: 'string', secret: false },
   { env: 'SYSTEM_PROMPT', path: ['agent', 'systemPrompt'], type: 'string', secret: false },
   { env: 'LOCAL_LLM_PROBE', path: ['localProbe', 'enabled'], type: 'boolean', secret: false },
@@ -99,4 +100,6 @@ export const SECRET_KEYS = new Set([
   'sentinelPassword',
   'keystorePassphrase',
   'secretKey',
+  // A Solana RPC URL often carries the provider's API key in its path or query.
+  'rpcUrls',
 ]);

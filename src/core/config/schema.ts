@@ -85,6 +85,15 @@ const azureOpenAiProviderSchema = z
   .strict()
   .transform((provider) => ({ ...provider, model: provider.model ?? provider.deployment }));
 
+const ALERTS_DEFAULTS = {
+  notify: [],
+  owners: [],
+  providerOpenAfterMs: 60_000,
+  channelDownAfterMs: 120_000,
+  redisDownAfterMs: 5000,
+  checkEveryMs: 5000,
+};
+
 export const providerSchema = z.discriminatedUnion('kind', [
   openAiProviderSchema,
   anthropicProviderSchema,
@@ -288,9 +297,31 @@ export const configSchema = z
          * `slack:D0123ABC`, `discord:<channel id>`). Default none: alerts are only logged.
          */
         notify: z.array(alertTargetSchema).default([]),
+        /**
+         * The owners' accounts (`telegram:123456`, `slack:U0123ABC`): each alert also goes to the
+         * chat where that person was heard from last, on whichever platform. Default none.
+         */
+        owners: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^(telegram|discord|slack|http):.+$/,
+                'must be "<channel>:<user id>", e.g. telegram:123456',
+              ),
+          )
+          .default([]),
+        /** A provider whose circuit breaker stays open this long is reported. Default 60 000 ms. */
+        providerOpenAfterMs: z.number().int().min(0).default(60_000),
+        /** A platform connection down (or held by no node) this long is reported. Default 120 000 ms. */
+        channelDownAfterMs: z.number().int().min(0).default(120_000),
+        /** Redis unreachable this long is reported. Default 5000 ms. */
+        redisDownAfterMs: z.number().int().min(0).default(5000),
+        /** How often each node looks for incidents. Default 5000 ms. */
+        checkEveryMs: z.number().int().min(100).default(5000),
       })
       .strict()
-      .default({ notify: [] }),
+      .default(ALERTS_DEFAULTS),
   })
   .strict()
   .superRefine((config, ctx) => {

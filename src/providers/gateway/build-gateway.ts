@@ -27,6 +27,8 @@ export interface BuildGatewayDeps {
   keyPrefix: string;
   fetch?: typeof globalThis.fetch;
   observer?: GatewayObserver;
+  /** The current API key of a provider whose key may rotate (Vault); undefined: its config key. */
+  apiKeyFor?: (config: ProviderConfig) => () => string | undefined;
   now?: () => number;
 }
 
@@ -39,7 +41,11 @@ export function buildGateway(
   const routes = providers.map(
     (providerConfig, index) =>
       new ProviderRoute(
-        createProvider(providerConfig, deps.fetch),
+        createProvider(
+          providerConfig,
+          deps.fetch,
+          deps.apiKeyFor ? { getApiKey: deps.apiKeyFor(providerConfig) } : {},
+        ),
         routeSettings(providerConfig, index),
         config.breaker,
       ),

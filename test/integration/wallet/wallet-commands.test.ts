@@ -1,7 +1,7 @@
 import { LAMPORTS_PER_SOL } from '@solana/web3.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startWalletAgent, type WalletAgent } from '../../support/wallet-agent.js';
-import { startWalletWorld, type WalletWorld } from '../../support/wallet-world.js';
+import { OWNER_TOKEN, startWalletWorld, type WalletWorld } from '../../support/wallet-world.js';
 
 let world: WalletWorld | undefined;
 let running: WalletAgent | undefined;
@@ -41,6 +41,11 @@ describe('/wallet against a local Solana runtime', () => {
 
     const history = await say('owner', '/wallet history');
     expect(history.split('\n')).toHaveLength(3);
+    // Each reported outcome is counted for Prometheus.
+    const metrics = await (
+      await fetch(`${running.url}/metrics`, { headers: { authorization: `Bearer ${OWNER_TOKEN}` } })
+    ).text();
+    expect(metrics).toMatch(/^agent_wallet_transfers_total\{outcome="(confirmed|finalized)"\} [1-9]/m);
     // Each transfer landed once.
     expect(await world.solana.landed()).toHaveLength(3);
   });
