@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ChannelAdapter } from '../channels/channel-adapter.js';
 import { ChannelHub, type ChannelStatus } from '../channels/channel-hub.js';
 import { channelFactories } from '../channels/create-channels.js';
+import { registerDashboardRoute, trackJobSchedules } from '../channels/http/dashboard-route.js';
 import { HttpChannel } from '../channels/http/http-channel.js';
 import { registerOpenAiCompatibleRoutes } from '../channels/http/openai-compatible-routes.js';
 import { LeasedChannel } from '../channels/leased-channel.js';
@@ -54,6 +55,7 @@ import { isRedisConfigured, redisConnectionOptions } from './redis/redis-connect
 import { RedisReachability } from './redis/redis-reachability.js';
 import { RedisSnapshot } from './redis/redis-snapshot.js';
 import { WriteAheadLog } from './redis/write-ahead-log.js';
+import { UsageHistory } from './usage-history.js';
 import { readPackageVersion } from './version.js';
 
 /** How often each node checks the platform connections it holds. */
@@ -225,6 +227,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     ...(deps.now ? { now: deps.now } : {}),
   });
   const onThreshold = (event: ThresholdEvent) => {
+    logger.warn(event, event.level === 'warn' ? 'budget passed its warning threshold' : 'budget used up');
     const period = `${event.period === 'day' ? 'daily' : 'monthly'} ${event.scope} budget${event.scope === 'global' ? '' : ` for ${event.subject}`}`;
     const passed = event.level === 'warn' ? 'passed its warning threshold' : 'is used up';
     // Once per budget, period and level: the cost guards report each threshold once.
@@ -266,6 +269,21 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     });
 
   const metrics = new AgentMetrics();
+  // The dashboard's 24-hour chart: per node in memory, and the cluster's totals in Redis.
+  const usage = new UsageHistory({
+    logger,
+    ...(redis
+      ? {
+          redis: {
+            client: redis,
+            keyPrefix: config.redis.keyPrefix,
+            ...(reachability ? { reachable: () => reachability.reachable } : {}),
+          },
+        }
+      : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  metrics.forwardTo(usage);
   const providerFetch = createProviderFetch();
   // The alert text goes to a chat: no configured secret may be in it.
   const withoutSecrets = secretSource
@@ -300,6 +318,8 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           ...(reachability ? { reachable: () => reachability.reachable } : {}),
         })
       : scheduler;
+  // Each job's interval, for the dashboard's next run.
+  const jobSchedules = trackJobSchedules(scheduler, clusterJobs);
   // The cluster jobs' outcomes live in Redis: while it is away only this node's are known.
   const jobOutcomes = async (): Promise<JobOutcome[]> => [
     ...(await scheduler.outcomes()),
@@ -614,6 +634,29 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       : {}),
   });
 
+  // `/api/status`, and what the dashboard is built from.
+  const apiStatus = async () => ({
+    ...status(),
+    providers: built ? built.gateway.snapshot() : providerStatus(),
+    costs: await orUnavailable(costs.snapshot()),
+    channels: { http: http.health(), ...channels?.status() },
+    ...(cluster ? { cluster: cluster.view() } : {}),
+    ...(reachability && wal
+      ? {
+          redis: {
+            reachable: reachability.reachable,
+            ...(reachability.unreachableSince !== undefined
+              ? { unreachableSince: reachability.unreachableSince }
+              : {}),
+            writeAheadPending: wal.pendingCount,
+            writeAheadReplayed: wal.replayed,
+          },
+        }
+      : {}),
+    ...(channels ? { outbox: await orUnavailable(channels.pending()) } : {}),
+    jobs: await orUnavailable(jobOutcomes()),
+    incidents: incidents.list(),
+  });
   const http: HttpChannel = new HttpChannel({
     webhooks: adapters.flatMap((a) => (a.webhook ? [a.webhook] : [])),
     config: config.http,
@@ -635,30 +678,17 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         assistant: t.assistant,
         at: t.at,
       })),
-    status: async (): Promise<unknown> => ({
-      ...status(),
-      providers: built ? built.gateway.snapshot() : providerStatus(),
-      costs: await orUnavailable(costs.snapshot()),
-      channels: { http: http.health(), ...channels?.status() },
-      ...(cluster ? { cluster: cluster.view() } : {}),
-      ...(reachability && wal
-        ? {
-            redis: {
-              reachable: reachability.reachable,
-              ...(reachability.unreachableSince !== undefined
-                ? { unreachableSince: reachability.unreachableSince }
-                : {}),
-              writeAheadPending: wal.pendingCount,
-              writeAheadReplayed: wal.replayed,
-            },
-          }
-        : {}),
-      ...(channels ? { outbox: await orUnavailable(channels.pending()) } : {}),
-      jobs: await orUnavailable(jobOutcomes()),
-      incidents: incidents.list(),
-    }),
+    status: apiStatus,
     routes: (api) => {
       registerOpenAiCompatibleRoutes(api, () => provider);
+      registerDashboardRoute(api, {
+        status: apiStatus,
+        usage,
+        jobSchedules,
+        ...(redis ? { redis } : {}),
+        ...(wallet ? { wallet } : {}),
+        ...(deps.now ? { now: deps.now } : {}),
+      });
       const holds = cluster?.outageHolds;
       if (holds) {
         // A peer keeping a platform connection through a Redis outage asks this node to stay out.

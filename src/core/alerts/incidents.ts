@@ -69,7 +69,8 @@ export class Incidents {
 
   /** A one-off event: one message, named by `id` so a repeat of the same event is dropped. */
   async notice(id: string, text: string): Promise<void> {
-    this.options.logger.warn({ notice: id }, text);
+    // The event itself is logged where it happens; this records that the owners are told.
+    this.options.logger.info({ notice: id }, 'alert queued for the owners');
     await this.send(`notice:${id}`, text);
   }
 
