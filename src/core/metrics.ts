@@ -16,6 +16,7 @@ export class AgentMetrics implements GatewayObserver {
   private readonly messages: Counter<'channel' | 'direction'>;
   private readonly deliveries: Counter<'channel' | 'outcome'>;
   private readonly walletTransfers: Counter<'outcome'>;
+  private readonly forwards: GatewayObserver[] = [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -150,22 +151,31 @@ export class AgentMetrics implements GatewayObserver {
     });
   }
 
+  /** Also tells `observer` everything the gateway reports (the dashboard's usage history). */
+  forwardTo(observer: GatewayObserver): void {
+    this.forwards.push(observer);
+  }
+
   onRequest(provider: string): void {
     this.providerRequests.inc({ provider });
+    for (const o of this.forwards) o.onRequest(provider);
   }
 
   onError(provider: string, failureClass: string): void {
     this.providerErrors.inc({ provider, class: failureClass });
+    for (const o of this.forwards) o.onError(provider, failureClass);
   }
 
   onLatency(provider: string, ms: number): void {
     this.providerLatency.observe({ provider }, ms / 1000);
+    for (const o of this.forwards) o.onLatency(provider, ms);
   }
 
   onUsage(provider: string, usage: { inputTokens: number; outputTokens: number; usd: number }): void {
     this.providerTokens.inc({ provider, direction: 'input' }, usage.inputTokens);
     this.providerTokens.inc({ provider, direction: 'output' }, usage.outputTokens);
     this.providerCost.inc({ provider }, usage.usd);
+    for (const o of this.forwards) o.onUsage(provider, usage);
   }
 
   onMessage(channel: string, direction: 'in' | 'out'): void {
