@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { isAgentError } from '../core/errors.js';
 import type { IdentityStore } from '../core/identity/identity-store.js';
-import type { Pipeline } from '../core/pipeline.js';
+import { type Pipeline, turnId } from '../core/pipeline.js';
 import type { DurableQueue, JobResult, QueuedJob } from '../jobs/durable-queue.js';
 import type {
   ChannelAdapter,
@@ -75,7 +75,12 @@ export class ChannelHub {
       this.inLane(`${job.data.address.channel}:${job.data.userId}`, () => this.answer(job)),
     );
     const sink: ChannelSink = {
-      receive: (event) => inbox.add(`${event.address.channel}:${event.eventId}`, event),
+      receive: async (event) => {
+        // The inbox job, the turn and the outbox job are all named by the event key: its `turn`.
+        const turn = turnId(event.address.channel, event.eventId);
+        logger.debug({ turn, channel: event.address.channel, user: event.userId }, 'message received');
+        await inbox.add(turn, event);
+      },
     };
     // Each adapter on its own: one that cannot start never stops the others.
     await Promise.all(
@@ -127,20 +132,24 @@ export class ChannelHub {
 
   /** The inbox's job handler: one platform event through the pipeline, its reply into the outbox. */
   private async answer(job: QueuedJob<ChannelEvent>): Promise<JobResult> {
-    const { pipeline, identity, outbox, logger } = this.options;
+    const { pipeline, identity, outbox } = this.options;
     const event = job.data;
     const { channel } = event.address;
+    const logger = this.options.logger.child({ turn: job.id });
     const stopTyping = this.keepTyping(event);
     try {
       let text: string;
       let personId: string;
       try {
-        const reply = await pipeline.handle({
-          channel,
-          eventId: event.eventId,
-          userId: event.userId,
-          text: event.text,
-        });
+        const reply = await pipeline.handle(
+          {
+            channel,
+            eventId: event.eventId,
+            userId: event.userId,
+            text: event.text,
+          },
+          { logger },
+        );
         text = reply.text;
         personId = reply.personId;
       } catch (error) {
@@ -151,7 +160,7 @@ export class ChannelHub {
         if (!isAgentError(error)) logger.error({ err: error, event: job.id }, 'turn failed');
       }
       await identity.touch(channel, event.userId, event.address, this.now());
-      await outbox.add(job.id, { personId, address: event.address, text });
+      await outbox.add(job.id, { personId, address: event.address, text, turn: job.id });
       return { done: true };
     } finally {
       stopTyping();

@@ -15,6 +15,8 @@ export interface OutboundReply {
   personId: string;
   address: ReplyAddress;
   text: string;
+  /** The `turn` id of the message this answers, for the delivery's log lines (none for alerts). */
+  turn?: string;
 }
 
 /** `resent`: delivered by a run that followed a crash mid-delivery, so it may have arrived twice. */
@@ -58,8 +60,9 @@ export class ReplyRouter {
 
   /** The outbox's job handler. */
   readonly deliver = async (job: QueuedJob<OutboundReply>): Promise<JobResult> => {
-    const { config, logger } = this.options;
-    const { personId, address, text } = job.data;
+    const { config } = this.options;
+    const { personId, address, text, turn } = job.data;
+    const logger = turn ? this.options.logger.child({ turn }) : this.options.logger;
     const now = this.now();
     if (now - job.addedAt > config.giveUpAfterMs) {
       logger.error(
@@ -77,6 +80,7 @@ export class ReplyRouter {
       try {
         await primary.send(address, text, { replyId: job.id, mayRepeat: job.interrupted === true });
         this.up(address.channel);
+        logger.debug({ reply: job.id, channel: address.channel, attempt: job.attempt }, 'reply delivered');
         if (job.interrupted) {
           // Telegram offers no way to ask whether the earlier run's send landed, so it may now be
           // there twice; Discord's nonce dedupes, and Slack skipped the parts it found posted.
@@ -100,7 +104,7 @@ export class ReplyRouter {
       }
     }
 
-    if (failover && (await this.sendElsewhere(job, personId, address, text))) return { done: true };
+    if (failover && (await this.sendElsewhere(job, personId, address, text, logger))) return { done: true };
     this.options.onOutcome?.(address.channel, 'retry');
     const backoff = retryDelayMs(job.attempt, config);
     // Come back no later than the moment the channel counts as down, to fail over on time.
@@ -114,8 +118,9 @@ export class ReplyRouter {
     personId: string,
     address: ReplyAddress,
     text: string,
+    logger: Logger,
   ): Promise<boolean> {
-    const { identity, logger } = this.options;
+    const { identity } = this.options;
     const now = this.now();
     const seen = await identity.addresses(personId);
     for (const { address: other } of seen) {

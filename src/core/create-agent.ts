@@ -43,7 +43,7 @@ import type { IdentityStore } from './identity/identity-store.js';
 import { LogIdentityStore } from './identity/log-identity-store.js';
 import { RedisIdentityStore } from './identity/redis-identity-store.js';
 import { ResilientIdentityStore } from './identity/resilient-identity-store.js';
-import { createLogger, secretScrubber } from './logger.js';
+import { createLogger, logLineScrubber, secretScrubber } from './logger.js';
 import { LogMemoryStore } from './memory/log-memory-store.js';
 import { memoryCompactionJob } from './memory/memory-compaction-job.js';
 import type { MemoryStore } from './memory/memory-store.js';
@@ -110,9 +110,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     createLogger({
       level: config.log.level,
       secrets: baseSecrets,
-      ...(secretSource
-        ? { scrub: rotatingScrubber(baseSecrets, secretSource, (s) => JSON.stringify(s).slice(1, -1)) }
-        : {}),
+      ...(secretSource ? { scrub: rotatingScrubber(baseSecrets, secretSource, logLineScrubber) } : {}),
     });
   secretSource?.useLogger(logger.child({ component: 'vault' }));
   const startedAt = Date.now();

@@ -18,9 +18,10 @@ export interface LoggerOptions {
  * an error message or a URL.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  // A log line is JSON, so a secret appears in it in its JSON-escaped form.
-  const scrub =
-    options.scrub ?? secretScrubber(options.secrets, (secret) => JSON.stringify(secret).slice(1, -1));
+  // A log line is JSON, so a secret appears in it JSON-escaped; in a URL (a Redis password, a
+  // Telegram token in a path) percent-encoded; in a JSON body a library logs as a string (Slack's
+  // debug lines) escaped twice.
+  const scrub = options.scrub ?? logLineScrubber(options.secrets);
   return pino(
     {
       level: options.level,
@@ -43,6 +44,18 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     options.destination,
   );
+}
+
+/** Cuts `secrets` out of a log line in every form one takes there (see `createLogger`). */
+export function logLineScrubber(secrets: readonly string[]): (line: string) => string {
+  return secretScrubber(
+    secrets.flatMap((secret) => [secret, encodeURIComponent(secret), jsonEscaped(secret)]),
+    jsonEscaped,
+  );
+}
+
+function jsonEscaped(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
 }
 
 /**

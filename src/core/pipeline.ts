@@ -34,6 +34,19 @@ export interface HandleOptions {
   /** Called with each piece of reply text as the provider streams it. */
   onText?: (text: string) => void;
   signal?: AbortSignal;
+  /**
+   * The logger for everything about this message, carrying its `turn` id (and the channel's own
+   * fields, such as an HTTP request id). Default: the pipeline's logger with `turn` added.
+   */
+  logger?: Logger;
+}
+
+/**
+ * The id that follows one inbound message through the logs, from receipt to delivery: its event
+ * key, the same on every node (the inbox and outbox jobs are named by it too).
+ */
+export function turnId(channel: string, eventId: string): string {
+  return `${channel}:${eventId}`;
 }
 
 /**
@@ -63,10 +76,28 @@ export class Pipeline {
       );
     }
     this.options.onMessage?.(message.channel, 'in');
-    const work = this.process(message, options).then((reply) => {
-      this.options.onMessage?.(message.channel, 'out');
-      return reply;
-    });
+    const logger =
+      options.logger ?? this.options.logger.child({ turn: turnId(message.channel, message.eventId) });
+    const started = this.now();
+    const work = this.process(message, { ...options, logger }).then(
+      (reply) => {
+        this.options.onMessage?.(message.channel, 'out');
+        logger.info(
+          {
+            kind: reply.kind,
+            duplicate: reply.duplicate,
+            ...(reply.providerId ? { provider: reply.providerId } : {}),
+            ms: this.now() - started,
+          },
+          'turn answered',
+        );
+        return reply;
+      },
+      (error: unknown) => {
+        logger.info({ code: isAgentError(error) ? error.code : 'internal_error' }, 'turn not answered');
+        throw error;
+      },
+    );
     this.inFlight.add(work);
     const done = () => this.inFlight.delete(work);
     work.then(done, done);
@@ -86,7 +117,10 @@ export class Pipeline {
     return finished;
   }
 
-  private async process(message: InboundMessage, options: HandleOptions): Promise<Reply> {
+  private async process(
+    message: InboundMessage,
+    options: HandleOptions & { logger: Logger },
+  ): Promise<Reply> {
     const text = message.text.trim();
     if (text.length === 0) throw new AgentError('bad_request', 'the message is empty');
     if (text.length > this.options.maxMessageChars) {
@@ -96,7 +130,7 @@ export class Pipeline {
       );
     }
     const { memory } = this.options;
-    const eventKey = `${message.channel}:${message.eventId}`;
+    const eventKey = turnId(message.channel, message.eventId);
     // Identity lives in the same store as memory: Redis away is `memory_unavailable` (try again).
     const personId = await this.wrapMemory(() =>
       this.options.identity.resolve(message.channel, message.userId),
@@ -168,7 +202,7 @@ export class Pipeline {
     } catch (error) {
       // Give the event back so the platform's (or the person's) retry is answered.
       await memory.releaseEvent(eventKey).catch((releaseError: unknown) => {
-        this.options.logger.warn({ err: releaseError, eventKey }, 'could not release an event claim');
+        options.logger.warn({ err: releaseError, eventKey }, 'could not release an event claim');
       });
       throw error;
     } finally {
@@ -180,7 +214,7 @@ export class Pipeline {
     who: ToolContext,
     text: string,
     history: [Turn[], MemorySummary | undefined] | undefined,
-    options: HandleOptions,
+    options: HandleOptions & { logger: Logger },
   ): Promise<ChatResult> {
     const { context, tools } = this.options;
     const [turns, summary] = history ?? [[], undefined];
@@ -195,7 +229,7 @@ export class Pipeline {
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
       : AbortSignal.timeout(this.options.turnTimeoutMs);
     const provider = this.options.provider();
-    const call = { signal, meta: { personId: who.personId, channel: who.channel } };
+    const call = { signal, meta: { personId: who.personId, channel: who.channel, logger: options.logger } };
     for (let round = 1; ; round += 1) {
       const result = await this.callProvider(provider, request, call, options);
       if (!tools || !result.toolCalls?.length) return result;
@@ -210,7 +244,7 @@ export class Pipeline {
       request.messages.push({ role: 'assistant', content: result.text, toolCalls: result.toolCalls });
       for (const toolCall of result.toolCalls) {
         const content = await tools.run(toolCall, who).catch((error: unknown) => {
-          this.options.logger.warn({ tool: toolCall.name, err: (error as Error).message }, 'tool failed');
+          options.logger.warn({ tool: toolCall.name, err: (error as Error).message }, 'tool failed');
           return JSON.stringify({ error: 'the tool failed; try again later' });
         });
         request.messages.push({ role: 'tool', toolCallId: toolCall.id, content });

@@ -1,3 +1,5 @@
+import type { Logger } from 'pino';
+
 /**
  * The seam between the agent and any LLM. The core and the gateway only ever see these types;
  * the SDKs stay behind the implementations in this folder. One shape covers both wire formats
@@ -55,8 +57,11 @@ export type ChatStreamEvent =
 
 export interface CallOptions {
   signal?: AbortSignal;
-  /** Who the call is for, so the gateway can charge budgets and the cost ledger. */
-  meta?: { personId?: string; channel?: string };
+  /**
+   * Who the call is for, so the gateway can charge budgets and the cost ledger; `logger` is the
+   * turn's logger (carrying its `turn` id), for the gateway's lines about this call.
+   */
+  meta?: { personId?: string; channel?: string; logger?: Logger };
 }
 
 export type ProviderKind = 'openai' | 'azure-openai' | 'anthropic' | 'gateway' | 'none';

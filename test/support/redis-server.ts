@@ -36,8 +36,17 @@ export const DURABLE_REDIS_ARGS = [
  * A private redis-server on a free port, with AOF fsync'd on every write as the README
  * recommends, so tests never touch (or depend on) the machine's own Redis.
  */
-export async function startRedis(options: { alsoBind?: string } = {}): Promise<TestRedis> {
+export async function startRedis(
+  options: {
+    alsoBind?: string;
+    /** Requires this password (`--requirepass`); `url` carries it, and the helper's own clients use it. */
+    password?: string;
+    /** More redis-server arguments, after the defaults. */
+    args?: readonly string[];
+  } = {},
+): Promise<TestRedis> {
   const port = await freePort();
+  const password = options.password;
   const dir = mkdtempSync(join(tmpdir(), 'agent-redis-'));
   let child: ChildProcess | undefined;
 
@@ -54,16 +63,24 @@ export async function startRedis(options: { alsoBind?: string } = {}): Promise<T
         '--dir',
         dir,
         ...DURABLE_REDIS_ARGS,
+        ...(password !== undefined ? ['--requirepass', password] : []),
+        ...(options.args ?? []),
       ],
       { stdio: 'ignore' },
     );
-    await waitForPing(port);
+    await waitForPing(port, password);
   };
 
   const shutdown = async () => {
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child?.once('exit', resolve));
-    const client = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const client = new Redis({
+      port,
+      ...(password !== undefined ? { password } : {}),
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     client.on('error', () => {});
     await client
       .connect()
@@ -74,10 +91,11 @@ export async function startRedis(options: { alsoBind?: string } = {}): Promise<T
   };
 
   await launch();
+  const auth = password !== undefined ? `:${encodeURIComponent(password)}@` : '';
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
-    urlOn: (address) => `redis://${address}:${port}`,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    urlOn: (address) => `redis://${auth}${address}:${port}`,
     dir,
     async restart() {
       await shutdown();
@@ -92,10 +110,16 @@ export async function startRedis(options: { alsoBind?: string } = {}): Promise<T
   };
 }
 
-async function waitForPing(port: number): Promise<void> {
+async function waitForPing(port: number, password?: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const client = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const client = new Redis({
+      port,
+      ...(password !== undefined ? { password } : {}),
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     client.on('error', () => {});
     try {
       await client.connect();

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../../core/config/schema.js';
 import { AgentError } from '../../core/errors.js';
-import type { Pipeline } from '../../core/pipeline.js';
+import { type Pipeline, turnId } from '../../core/pipeline.js';
 import type { ChannelHealth } from '../channel-adapter.js';
 import { createTokenCheck, tokenFingerprint } from './auth.js';
 import { sendError, toErrorResponse } from './error-handler.js';
@@ -178,7 +178,7 @@ export class HttpChannel {
 
       api.post('/api/conversations/:conversationId/messages', async (request) => {
         const { conversationId, body } = this.parseMessage(request);
-        const reply = await this.handle(conversationId, body);
+        const reply = await this.handle(request, conversationId, body);
         return {
           conversationId,
           eventId: reply.eventId,
@@ -200,15 +200,19 @@ export class HttpChannel {
   }
 
   private async handle(
+    request: FastifyRequest,
     conversationId: string,
     body: z.infer<typeof messageBody>,
     extra: { onText?: (text: string) => void; signal?: AbortSignal } = {},
   ) {
     const eventId = body.eventId ?? randomUUID();
     this.state.lastEventAt = Date.now();
+    // The request's logger carries fastify's `reqId`; `turn` ties it to the turn's other lines.
+    const logger = request.log.child({ turn: turnId('http', eventId) }) as Logger;
+    logger.debug({ user: conversationId }, 'message received');
     const reply = await this.options.pipeline.handle(
       { channel: 'http', eventId, userId: conversationId, text: body.text },
-      extra,
+      { ...extra, logger },
     );
     this.state.lastSendAt = Date.now();
     return { ...reply, eventId };
@@ -236,7 +240,7 @@ export class HttpChannel {
     const send = (event: string, data: unknown) =>
       reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     try {
-      const result = await this.handle(conversationId, body, {
+      const result = await this.handle(request, conversationId, body, {
         onText: (text) => send('delta', { text }),
         signal: abort.signal,
       });

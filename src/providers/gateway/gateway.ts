@@ -55,6 +55,8 @@ interface RequestContext {
   failures: string[];
   lastError?: unknown;
   meta: CallOptions['meta'];
+  /** The caller's logger for this request (the turn's, carrying `turn`), else the gateway's. */
+  logger: Logger;
 }
 
 const MAX_TRIMS = 3;
@@ -246,6 +248,7 @@ export class Gateway implements ChatProvider {
       freeOnly: false,
       failures: [],
       meta: options.meta,
+      logger: options.meta?.logger ?? this.options.logger,
     };
   }
 
@@ -316,7 +319,8 @@ export class Gateway implements ChatProvider {
         }
       });
       this.recordLatency(route, this.now() - started);
-      await this.settle(reservation, route, ctx.request, result);
+      ctx.logger.debug({ provider: route.id, ms: this.now() - started }, 'provider answered');
+      await this.settle(reservation, route, ctx.request, result, ctx.logger);
       return result;
     } catch (error) {
       await this.options.costGuard.release(reservation).catch(() => {});
@@ -414,7 +418,8 @@ export class Gateway implements ChatProvider {
           // after this loop never runs for a stream that finished.
           settleOutcome();
           accounted = true;
-          await this.settle(reservation, route, request, event.result);
+          ctx.logger.debug({ provider: route.id, ms: this.now() - started }, 'provider answered');
+          await this.settle(reservation, route, request, event.result, ctx.logger);
         }
         yield event;
       }
@@ -462,6 +467,7 @@ export class Gateway implements ChatProvider {
     route: ProviderRoute,
     request: ChatRequest,
     result: ChatResult,
+    logger: Logger,
   ) {
     const inputTokens = result.usage?.inputTokens ?? this.estimate(request).inputTokens;
     const outputTokens = result.usage?.outputTokens ?? estimateTokens(result.text);
@@ -473,7 +479,7 @@ export class Gateway implements ChatProvider {
     await this.options.costGuard
       .settle(reservation, { usd, inputTokens, outputTokens })
       .catch((error: unknown) => {
-        this.options.logger.error({ err: error, provider: route.id }, 'could not settle a cost reservation');
+        logger.error({ err: error, provider: route.id }, 'could not settle a cost reservation');
       });
   }
 
@@ -510,10 +516,11 @@ export class Gateway implements ChatProvider {
     ctx.lastError = error;
     ctx.failures.push(`${route.id}: ${failure}${status ? ` (HTTP ${status})` : ''}`);
     const log = { provider: route.id, failure, status };
+    const { logger } = ctx;
     switch (failure as FailureClass) {
       case 'rate_limited': {
         const until = this.now() + (retryAfterMs ?? this.options.defaultCooldownMs);
-        this.options.logger.warn(
+        logger.warn(
           { ...log, cooldownUntil: new Date(until).toISOString() },
           'provider rate-limited; cooling down',
         );
@@ -521,7 +528,7 @@ export class Gateway implements ChatProvider {
         break;
       }
       case 'unauthorized':
-        this.options.logger.error(log, 'provider refused its key; disabled until its configuration changes');
+        logger.error(log, 'provider refused its key; disabled until its configuration changes');
         void this.options.state
           .setDisabled(route.id, {
             fingerprint: route.settings.fingerprint,
@@ -538,12 +545,12 @@ export class Gateway implements ChatProvider {
             ctx.request = trimmed;
             ctx.minContextWindow = 0;
             ctx.tried.clear();
-            this.options.logger.warn(log, 'prompt too long for every provider; trimmed the oldest history');
+            logger.warn(log, 'prompt too long for every provider; trimmed the oldest history');
           }
         }
         break;
       default:
-        this.options.logger.warn({ ...log, err: message }, 'provider call failed; failing over');
+        logger.warn({ ...log, err: message }, 'provider call failed; failing over');
     }
   }
 

@@ -201,9 +201,9 @@ export class VaultSecretSource extends EventEmitter<VaultSecretSourceEvents> {
 export function rotatingScrubber(
   base: readonly string[],
   source: Pick<VaultSecretSource, 'secretValues' | 'on'>,
-  encode?: (secret: string) => string,
+  make: (secrets: readonly string[]) => (text: string) => string = (secrets) => secretScrubber(secrets),
 ): (text: string) => string {
-  const build = () => secretScrubber([...base, ...source.secretValues()], encode);
+  const build = () => make([...base, ...source.secretValues()]);
   let scrub = build();
   source.on('changed', () => {
     scrub = build();
