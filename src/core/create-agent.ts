@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ChannelAdapter } from '../channels/channel-adapter.js';
 import { ChannelHub, type ChannelStatus } from '../channels/channel-hub.js';
 import { channelFactories } from '../channels/create-channels.js';
-import { registerDashboardRoute, trackJobSchedules } from '../channels/http/dashboard-route.js';
+import { registerDashboardRoute } from '../channels/http/dashboard-route.js';
 import { HttpChannel } from '../channels/http/http-channel.js';
 import { registerOpenAiCompatibleRoutes } from '../channels/http/openai-compatible-routes.js';
 import { LeasedChannel } from '../channels/leased-channel.js';
@@ -317,7 +317,6 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         })
       : scheduler;
   // Each job's interval, for the dashboard's next run.
-  const jobSchedules = trackJobSchedules(scheduler, clusterJobs);
   // The cluster jobs' outcomes live in Redis: while it is away only this node's are known.
   const jobOutcomes = async (): Promise<JobOutcome[]> => [
     ...(await scheduler.outcomes()),
@@ -682,7 +681,6 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       registerDashboardRoute(api, {
         status: apiStatus,
         usage,
-        jobSchedules,
         ...(redis ? { redis } : {}),
         ...(wallet ? { wallet } : {}),
         ...(deps.now ? { now: deps.now } : {}),

@@ -131,7 +131,13 @@ export class BullMqJobScheduler implements JobScheduler {
 
   async outcomes(): Promise<JobOutcome[]> {
     const stored = await this.outcomeStore.read([...this.definitions.keys()]);
-    return stored.map((outcome) => ({ ...outcome, scope: 'cluster' as const }));
+    return stored.map((outcome) => ({
+      ...outcome,
+      scope: 'cluster' as const,
+      ...(this.definitions.has(outcome.name)
+        ? { everyMs: (this.definitions.get(outcome.name) as JobDefinition).everyMs }
+        : {}),
+    }));
   }
 
   stop(): Promise<void> {

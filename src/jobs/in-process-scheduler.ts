@@ -67,7 +67,7 @@ export class InProcessScheduler implements JobScheduler {
   async start(): Promise<void> {}
 
   async outcomes(): Promise<JobOutcome[]> {
-    return [...this.jobs.values()].map((j) => ({ ...j.outcome }));
+    return [...this.jobs.values()].map((j) => ({ ...j.outcome, everyMs: j.definition.everyMs }));
   }
 
   async stop(): Promise<void> {

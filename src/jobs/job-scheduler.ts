@@ -24,6 +24,8 @@ export interface JobOutcome {
   name: string;
   /** `node`: runs on every node for that node; `cluster`: once across every node on one Redis. */
   scope: 'node' | 'cluster';
+  /** How often it runs: with `lastRunAt`, when it runs next. */
+  everyMs?: number;
   lastRunAt?: number;
   /** The node that ran the last run. */
   lastNode?: string;

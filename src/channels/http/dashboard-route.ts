@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ClusterView } from '../../core/cluster/cluster.js';
 import type { UsageHistory, UsageSeries } from '../../core/usage-history.js';
-import type { JobDefinition, JobOutcome, JobScheduler } from '../../jobs/job-scheduler.js';
+import type { JobOutcome } from '../../jobs/job-scheduler.js';
 import type { CostSnapshot, LedgerTotals } from '../../providers/budget/ledger.js';
 import { formatAmount } from '../../wallet/amount.js';
 import type { Wallet } from '../../wallet/create-wallet.js';
@@ -55,8 +55,6 @@ export interface DashboardDeps {
   /** For the primary's address and the replication state. */
   redis?: Redis;
   wallet?: Wallet;
-  /** How often each job runs, by name (see `trackJobSchedules`): gives the next run. */
-  jobSchedules?: ReadonlyMap<string, number>;
   now?: () => number;
 }
 
@@ -66,22 +64,6 @@ export function registerDashboardRoute(api: FastifyInstance, deps: DashboardDeps
   api.get('/api/dashboard', async (_request, reply) =>
     reply.header('cache-control', 'no-store').send(await build()),
   );
-}
-
-/**
- * Remembers each job's interval as it is added to the schedulers, so the dashboard can say when it
- * runs next (the outcomes do not carry it).
- */
-export function trackJobSchedules(...schedulers: JobScheduler[]): Map<string, number> {
-  const every = new Map<string, number>();
-  for (const scheduler of new Set(schedulers)) {
-    const add = scheduler.add.bind(scheduler);
-    scheduler.add = (job: JobDefinition) => {
-      every.set(job.name, job.everyMs);
-      add(job);
-    };
-  }
-  return every;
 }
 
 export function dashboardBuilder(deps: DashboardDeps): () => Promise<Record<string, unknown>> {
@@ -142,7 +124,7 @@ export function dashboardBuilder(deps: DashboardDeps): () => Promise<Record<stri
         : { configured: false },
       jobs: Array.isArray(status.jobs)
         ? status.jobs.map((job) => {
-            const everyMs = deps.jobSchedules?.get(job.name);
+            const everyMs = job.everyMs;
             return {
               ...job,
               ...(everyMs !== undefined ? { everyMs } : {}),

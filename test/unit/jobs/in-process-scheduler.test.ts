@@ -28,6 +28,7 @@ describe('InProcessScheduler', () => {
       {
         name: 'tick',
         scope: 'node',
+        everyMs: 1000,
         runs: 3,
         lastRunAt: Date.now() - 500,
         lastNode: 'here',
