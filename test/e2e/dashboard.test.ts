@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config/load-config.js';
 import { type Agent, createAgent } from '../../src/core/create-agent.js';
 import { type FakeOpenAi, startFakeOpenAi } from '../fakes/fake-openai.js';
 import { openAiEntry, taggedOpenAiReply, writeConfigFile } from '../integration/gateway/gateway-harness.js';
+import { launchChromium } from '../support/chromium.js';
 import { startRedis, type TestRedis } from '../support/redis-server.js';
 import { postMessage } from '../support/test-agent.js';
 
@@ -16,7 +17,6 @@ import { postMessage } from '../support/test-agent.js';
  * the primary's circuit breaker opening without a reload.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-e2e-token-0123456789abcdef';
 const THRESHOLD = 3;
 const NODE = 'dash-node-1';
@@ -31,19 +31,7 @@ let url: string;
 let dir: string;
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   redis = await startRedis();
   primary = await startFakeOpenAi({ reply: taggedOpenAiReply('primary') });
   secondary = await startFakeOpenAi({ reply: taggedOpenAiReply('secondary') });

@@ -1,18 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config/load-config.js';
 import { type Agent, createAgent } from '../../src/core/create-agent.js';
 import { type FakeOpenAi, startFakeOpenAi } from '../fakes/fake-openai.js';
+import { launchChromium } from '../support/chromium.js';
 
 /**
  * The web chat in a real (headless) Chromium against an in-process agent whose provider is the
  * fake OpenAI server: what a person sees in the page, not just what the API returns.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'web-chat-e2e-token-0123456789abcdef';
 
 let browser: Browser;
@@ -28,19 +28,7 @@ interface Setup {
 let current: Partial<Setup> = {};
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterEach(async () => {

@@ -25,7 +25,7 @@ const PERMANENT_SEND_ERRORS = new Set([
  * retrying forever. The same list Slack's Socket Mode client treats as unrecoverable, plus
  * the token-type mistake (a bot token where the app token belongs).
  */
-const BAD_CONFIG_ERRORS = new Set([
+export const BAD_CONFIG_ERRORS: ReadonlySet<string> = new Set([
   'invalid_auth',
   'not_authed',
   'account_inactive',

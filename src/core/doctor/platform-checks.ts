@@ -8,6 +8,8 @@ import type {
   SlackConfig,
   TelegramConfig,
 } from '../../channels/channels-config.js';
+// The token errors the Slack adapter treats as configuration, not an outage.
+import { BAD_CONFIG_ERRORS } from '../../channels/slack/slack-errors.js';
 import { slackLogger } from '../../channels/slack/slack-logger.js';
 import { asGrammySignal } from '../../channels/telegram/abort-signals.js';
 import type { Finding } from '../doctor.js';
@@ -167,18 +169,6 @@ async function checkSlack(config: Readonly<SlackConfig>): Promise<Finding[]> {
   return findings;
 }
 
-const SLACK_TOKEN_ERRORS = new Set([
-  'invalid_auth',
-  'not_authed',
-  'account_inactive',
-  'token_revoked',
-  'token_expired',
-  'team_disabled',
-  'user_removed_from_team',
-  'not_allowed_token_type',
-  'missing_scope',
-]);
-
 async function slackCall(
   config: Readonly<SlackConfig>,
   call: {
@@ -213,7 +203,7 @@ async function slackCall(
         ok: false,
         severity: 'error',
         detail: `Slack refused the ${call.method === 'auth.test' ? 'bot' : 'app'} token (${call.method}: ${scrub(slackError, call.secrets)})`,
-        fix: SLACK_TOKEN_ERRORS.has(slackError)
+        fix: BAD_CONFIG_ERRORS.has(slackError)
           ? call.tokenFix
           : `see https://api.slack.com/methods/${call.method} for "${scrub(slackError, call.secrets)}"`,
       };
