@@ -64,13 +64,11 @@ export class ResilientIdentityStore implements IdentityStore {
   async resolve(channel: string, userId: string): Promise<string> {
     const account = accountId(channel, userId);
     if (this.options.reachability.reachable) {
-      try {
-        const personId = await this.options.inner.resolve(channel, userId);
-        if (personId === account) this.links.delete(account);
-        else this.links.set(account, personId);
-        return personId;
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
+      const read = await this.options.reachability.attempt(() => this.options.inner.resolve(channel, userId));
+      if (read.ok) {
+        if (read.value === account) this.links.delete(account);
+        else this.links.set(account, read.value);
+        return read.value;
       }
     }
     return this.links.get(account) ?? account;
@@ -94,14 +92,9 @@ export class ResilientIdentityStore implements IdentityStore {
 
   async touch(channel: string, userId: string, address: ReplyAddress, at: number): Promise<void> {
     const { wal, inner, reachability } = this.options;
-    if (!wal.engaged) {
-      try {
-        await inner.touch(channel, userId, address, at);
-        this.seeAt(accountId(channel, userId), { address, at });
-        return;
-      } catch (error) {
-        if (!reachability.noteFailure(error)) throw error;
-      }
+    if (!wal.engaged && (await reachability.attempt(() => inner.touch(channel, userId, address, at))).ok) {
+      this.seeAt(accountId(channel, userId), { address, at });
+      return;
     }
     await wal.append(TOUCH, { channel, userId, address, at } satisfies TouchData);
     this.seeAt(accountId(channel, userId), { address, at });
@@ -109,12 +102,10 @@ export class ResilientIdentityStore implements IdentityStore {
 
   async addresses(personId: string): Promise<SeenAddress[]> {
     if (!this.options.wal.engaged) {
-      try {
-        const found = await this.options.inner.addresses(personId);
-        for (const seen of found) this.seeAt(seen.account, { address: seen.address, at: seen.at });
-        return found;
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
+      const read = await this.options.reachability.attempt(() => this.options.inner.addresses(personId));
+      if (read.ok) {
+        for (const seen of read.value) this.seeAt(seen.account, { address: seen.address, at: seen.at });
+        return read.value;
       }
     }
     const accounts = [...this.links].filter(([, person]) => person === personId).map(([account]) => account);

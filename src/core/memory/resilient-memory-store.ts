@@ -72,11 +72,8 @@ export class ResilientMemoryStore implements MemoryStore {
     const local = this.events.get(eventKey);
     if (local?.reply !== undefined) return { status: 'answered', reply: local.reply };
     if (!this.options.wal.engaged) {
-      try {
-        return await this.options.inner.claimEvent(eventKey);
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
-      }
+      const claimed = await this.redis(() => this.options.inner.claimEvent(eventKey));
+      if (claimed.ok) return claimed.value;
     }
     if (local) return { status: 'in_progress' };
     this.events.set(eventKey, { at: this.now() });
@@ -86,10 +83,8 @@ export class ResilientMemoryStore implements MemoryStore {
   async releaseEvent(eventKey: string): Promise<void> {
     const local = this.events.get(eventKey);
     if (local && local.reply === undefined) this.events.delete(eventKey);
-    if (!this.options.reachability.reachable) return;
-    await this.options.inner.releaseEvent(eventKey).catch((error: unknown) => {
-      if (!this.options.reachability.noteFailure(error)) throw error;
-    });
+    if (this.options.reachability.reachable)
+      await this.redis(() => this.options.inner.releaseEvent(eventKey));
   }
 
   keepClaim(eventKey: string): () => void {
@@ -98,15 +93,10 @@ export class ResilientMemoryStore implements MemoryStore {
   }
 
   async commit(input: CommitInput): Promise<void> {
-    if (!this.options.wal.engaged) {
-      try {
-        await this.options.inner.commit(input);
-        this.remember(input);
-        return;
-      } catch (error) {
-        // The commit may or may not have reached Redis: the replay skips it if it did.
-        if (!this.options.reachability.noteFailure(error)) throw error;
-      }
+    // A commit that failed for want of Redis may still have reached it: the replay skips it then.
+    if (!this.options.wal.engaged && (await this.redis(() => this.options.inner.commit(input))).ok) {
+      this.remember(input);
+      return;
     }
     await this.options.wal.append(COMMIT, input);
     this.remember(input);
@@ -115,26 +105,23 @@ export class ResilientMemoryStore implements MemoryStore {
   async recentTurns(personId: string, limit: number): Promise<Turn[]> {
     if (limit <= 0) return [];
     if (!this.options.wal.engaged) {
-      try {
-        const turns = await this.options.inner.recentTurns(personId, limit);
+      const read = await this.redis(() => this.options.inner.recentTurns(personId, limit));
+      if (read.ok) {
         // Only a read as wide as the mirror replaces it: a narrower one would shrink it.
-        if (limit >= this.options.mirrorTurns || turns.length < limit) this.setTurns(personId, turns);
-        return turns;
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
+        if (limit >= this.options.mirrorTurns || read.value.length < limit)
+          this.setTurns(personId, read.value);
+        return read.value;
       }
     }
     const mirrored = this.turns.get(personId) ?? [];
     if (this.options.reachability.reachable) {
       // Replaying: Redis has what came before, the mirror also what still waits in the log.
-      try {
-        const stored = await this.options.inner.recentTurns(personId, limit);
-        const known = new Set(stored.map((t) => t.id));
-        const after = stored.at(-1)?.at ?? Number.NEGATIVE_INFINITY;
+      const read = await this.redis(() => this.options.inner.recentTurns(personId, limit));
+      if (read.ok) {
+        const known = new Set(read.value.map((t) => t.id));
+        const after = read.value.at(-1)?.at ?? Number.NEGATIVE_INFINITY;
         const waiting = mirrored.filter((t) => !known.has(t.id) && t.at >= after);
-        return [...stored, ...waiting].slice(-limit);
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
+        return [...read.value, ...waiting].slice(-limit);
       }
     }
     // The mirror keeps a context window per person: a longer history (the history API) waits.
@@ -148,13 +135,11 @@ export class ResilientMemoryStore implements MemoryStore {
 
   async summary(personId: string): Promise<MemorySummary | undefined> {
     if (!this.options.wal.engaged) {
-      try {
-        const summary = await this.options.inner.summary(personId);
-        if (summary) this.summaries.set(personId, summary);
+      const read = await this.redis(() => this.options.inner.summary(personId));
+      if (read.ok) {
+        if (read.value) this.summaries.set(personId, read.value);
         else this.summaries.delete(personId);
-        return summary;
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
+        return read.value;
       }
     }
     return this.summaries.get(personId);
@@ -173,10 +158,7 @@ export class ResilientMemoryStore implements MemoryStore {
 
   /** Serving from the local log is serving: only a failure other than "unreachable" is fatal. */
   async ping(): Promise<void> {
-    if (!this.options.reachability.reachable) return;
-    await this.options.inner.ping().catch((error: unknown) => {
-      if (!this.options.reachability.noteFailure(error)) throw error;
-    });
+    if (this.options.reachability.reachable) await this.redis(() => this.options.inner.ping());
   }
 
   async close(): Promise<void> {
@@ -207,6 +189,10 @@ export class ResilientMemoryStore implements MemoryStore {
     for (const [personId, summary] of Object.entries(state.summaries)) {
       if (options.replace || !this.summaries.has(personId)) this.summaries.set(personId, summary);
     }
+  }
+
+  private redis<T>(operation: () => Promise<T>) {
+    return this.options.reachability.attempt(operation);
   }
 
   private remember(input: CommitInput): void {

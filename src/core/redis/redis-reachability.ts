@@ -50,6 +50,20 @@ export class RedisReachability extends EventEmitter<{ lost: []; regained: [] }> 
     return true;
   }
 
+  /**
+   * Runs one operation against Redis: `{ ok: true, value }`, or `{ ok: false }` when it failed
+   * because Redis could not be reached (which then counts as unreachable), so the caller serves
+   * from its local fallback. Any other error is thrown: it is an answer, not an absence.
+   */
+  async attempt<T>(operation: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+    try {
+      return { ok: true, value: await operation() };
+    } catch (error) {
+      if (!this.noteFailure(error)) throw error;
+      return { ok: false };
+    }
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.probeTimer);

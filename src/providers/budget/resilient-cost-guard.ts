@@ -200,12 +200,9 @@ export class ResilientCostGuard implements MeteredCostGuard {
     checkEstimate(input);
     this.endOutageIfOver();
     if (!this.options.wal.engaged) {
-      try {
-        return await this.options.inner.reserve(input);
-      } catch (error) {
-        // BudgetExceededError and script errors are answers, not absence.
-        if (!this.options.reachability.noteFailure(error)) throw error;
-      }
+      // BudgetExceededError and script errors are answers, not absence: they are thrown.
+      const reserved = await this.options.reachability.attempt(() => this.options.inner.reserve(input));
+      if (reserved.ok) return reserved.value;
     }
     return this.reserveLocally(input);
   }
@@ -245,21 +242,14 @@ export class ResilientCostGuard implements MeteredCostGuard {
     if (this.dropReservation(reservation.id)) return;
     // A Redis reservation while Redis is away: its deadline frees it there.
     if (!this.options.reachability.reachable) return;
-    try {
-      await this.options.inner.release(reservation);
-    } catch (error) {
-      if (!this.options.reachability.noteFailure(error)) throw error;
-    }
+    await this.options.reachability.attempt(() => this.options.inner.release(reservation));
   }
 
   async snapshot(): Promise<CostSnapshot> {
     this.endOutageIfOver();
     if (this.options.reachability.reachable) {
-      try {
-        return await this.options.inner.snapshot();
-      } catch (error) {
-        if (!this.options.reachability.noteFailure(error)) throw error;
-      }
+      const read = await this.options.reachability.attempt(() => this.options.inner.snapshot());
+      if (read.ok) return read.value;
     }
     return this.localSnapshot();
   }
