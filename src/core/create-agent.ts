@@ -405,6 +405,18 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
             state: provider.kind === 'none' ? 'not configured' : 'in use',
           },
         ];
+  /** Redis and the write-ahead log as `/api/status`, the incident watch and the metrics see them. */
+  const redisState =
+    reachability && wal
+      ? () => ({
+          reachable: reachability.reachable,
+          ...(reachability.unreachableSince !== undefined
+            ? { unreachableSince: reachability.unreachableSince }
+            : {}),
+          writeAheadPending: wal.pendingCount,
+          writeAheadReplayed: wal.replayed,
+        })
+      : undefined;
   /** While Redis is away or the write-ahead log still replays: what `/status` and `/readyz` say. */
   const redisOutageText = (): string | undefined => {
     if (!reachability || !wal?.engaged) return undefined;
@@ -413,19 +425,22 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       ? `Redis unreachable since ${new Date(since).toISOString().slice(11, 19)}Z; ${wal.pendingCount} writes in the local log`
       : `replaying ${wal.pendingCount} writes from the local log to Redis`;
   };
-  const status = (): StatusSnapshot => ({
-    agentName: config.agent.name,
-    version,
-    uptimeSeconds: (Date.now() - startedAt) / 1000,
-    providers: providerStatus(),
-    memoryBackend: memory.backend,
-    ...(redisOutageText() ? { redisOutage: redisOutageText() } : {}),
-    channels: Object.entries(channels?.status() ?? {}).map(([name, health]) => ({
-      name,
-      state: channelState(health),
-    })),
-    ...(cluster ? { cluster: clusterLines(cluster.view()) } : {}),
-  });
+  const status = (): StatusSnapshot => {
+    const redisOutage = redisOutageText();
+    return {
+      agentName: config.agent.name,
+      version,
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      providers: providerStatus(),
+      memoryBackend: memory.backend,
+      ...(redisOutage ? { redisOutage } : {}),
+      channels: Object.entries(channels?.status() ?? {}).map(([name, health]) => ({
+        name,
+        state: channelState(health),
+      })),
+      ...(cluster ? { cluster: clusterLines(cluster.view()) } : {}),
+    };
+  };
 
   // Set once the platform channels exist: a transfer's outcome reaches the person's latest chat.
   let tellPerson: ((personId: string, id: string, text: string) => Promise<void>) | undefined;
@@ -593,16 +608,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         ...(built ? { providers: () => built.gateway.snapshot() } : {}),
         ...(channels ? { channels: () => channels.status() } : {}),
         ...(cluster ? { cluster: () => cluster.view() } : {}),
-        ...(reachability
-          ? {
-              redis: () => ({
-                reachable: reachability.reachable,
-                ...(reachability.unreachableSince !== undefined
-                  ? { unreachableSince: reachability.unreachableSince }
-                  : {}),
-              }),
-            }
-          : {}),
+        ...(redisState ? { redis: redisState } : {}),
       },
       {
         providerOpenAfterMs: config.alerts.providerOpenAfterMs,
@@ -626,9 +632,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
             })),
         }
       : {}),
-    ...(reachability && wal
-      ? { redis: () => ({ reachable: reachability.reachable, writeAheadPending: wal.pendingCount }) }
-      : {}),
+    ...(redisState ? { redis: redisState } : {}),
   });
 
   // `/api/status`, and what the dashboard is built from.
@@ -638,18 +642,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     costs: await orUnavailable(costs.snapshot()),
     channels: { http: http.health(), ...channels?.status() },
     ...(cluster ? { cluster: cluster.view() } : {}),
-    ...(reachability && wal
-      ? {
-          redis: {
-            reachable: reachability.reachable,
-            ...(reachability.unreachableSince !== undefined
-              ? { unreachableSince: reachability.unreachableSince }
-              : {}),
-            writeAheadPending: wal.pendingCount,
-            writeAheadReplayed: wal.replayed,
-          },
-        }
-      : {}),
+    ...(redisState ? { redis: redisState() } : {}),
     ...(channels ? { outbox: await orUnavailable(channels.pending()) } : {}),
     jobs: await orUnavailable(jobOutcomes()),
     incidents: incidents.list(),
