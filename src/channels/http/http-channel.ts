@@ -52,6 +52,8 @@ const PUBLIC_FILES: Record<string, string> = {
   '/dashboard': 'dashboard.html',
   '/dashboard.js': 'dashboard.js',
   '/dashboard.css': 'dashboard.css',
+  '/api-token.js': 'api-token.js',
+  '/api-token.css': 'api-token.css',
 };
 const CONTENT_TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',

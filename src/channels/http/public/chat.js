@@ -1,12 +1,11 @@
 // The web chat: posts to the streaming endpoint and renders the reply as it arrives.
+import { askForToken, authHeader, onTokenSaved } from './api-token.js';
+
 const log = document.getElementById('log');
 const form = document.getElementById('composer');
 const input = document.getElementById('message');
-const tokenPanel = document.getElementById('token-panel');
-const tokenInput = document.getElementById('token');
 
 const conversationKey = 'agent.conversationId';
-const tokenKey = 'agent.token';
 let conversationId = localStorage.getItem(conversationKey) ?? newConversationId();
 localStorage.setItem(conversationKey, conversationId);
 
@@ -15,8 +14,7 @@ function newConversationId() {
 }
 
 function headers() {
-  const token = localStorage.getItem(tokenKey);
-  return { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  return { 'content-type': 'application/json', ...authHeader() };
 }
 
 function addMessage(kind, text) {
@@ -31,7 +29,7 @@ function addMessage(kind, text) {
 async function loadHistory() {
   const response = await fetch(`/api/conversations/${conversationId}/messages`, { headers: headers() });
   if (response.status === 401) {
-    tokenPanel.hidden = false;
+    askForToken();
     return;
   }
   if (!response.ok) return;
@@ -53,7 +51,7 @@ async function send(text) {
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({ error: { message: response.statusText } }));
-    if (response.status === 401) tokenPanel.hidden = false;
+    if (response.status === 401) askForToken();
     bubble.className = 'message error';
     bubble.textContent = body.error?.message ?? 'request failed';
     bubble.dataset.state = 'error';
@@ -113,9 +111,7 @@ input.addEventListener('keydown', (event) => {
     form.requestSubmit();
   }
 });
-document.getElementById('save-token').addEventListener('click', () => {
-  localStorage.setItem(tokenKey, tokenInput.value.trim());
-  tokenPanel.hidden = true;
+onTokenSaved(() => {
   log.replaceChildren();
   historyLoaded = loadHistory().catch(() => {});
 });

@@ -1,8 +1,7 @@
 // The status page: polls the authenticated `/api/dashboard` every 2 s and redraws each section.
+import { askForToken, authHeader, onTokenSaved } from './api-token.js';
+
 const POLL_MS = 2000;
-const tokenKey = 'agent.token';
-const tokenPanel = document.getElementById('token-panel');
-const tokenInput = document.getElementById('token');
 const updated = document.getElementById('updated');
 const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 const SVG = 'http://www.w3.org/2000/svg';
@@ -10,17 +9,12 @@ const SVG = 'http://www.w3.org/2000/svg';
 let timer;
 let lastOk = 0;
 
-function headers() {
-  const token = localStorage.getItem(tokenKey);
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
-
 async function poll() {
   clearTimeout(timer);
   try {
-    const response = await fetch('/api/dashboard', { headers: headers(), cache: 'no-store' });
+    const response = await fetch('/api/dashboard', { headers: authHeader(), cache: 'no-store' });
     if (response.status === 401) {
-      tokenPanel.hidden = false;
+      askForToken();
       updated.textContent = 'an API token is needed';
       return; // Polling resumes once a token is saved.
     }
@@ -36,16 +30,7 @@ async function poll() {
   timer = setTimeout(poll, POLL_MS);
 }
 
-document.getElementById('save-token').addEventListener('click', () => {
-  const token = tokenInput.value.trim();
-  if (token) localStorage.setItem(tokenKey, token);
-  else localStorage.removeItem(tokenKey);
-  tokenPanel.hidden = true;
-  void poll();
-});
-tokenInput.addEventListener('keydown', (event) => {
-  if (event.key === 'Enter') document.getElementById('save-token').click();
-});
+onTokenSaved(() => void poll());
 
 // ---- rendering helpers (text only: nothing from the API is parsed as HTML) ----
 
