@@ -74,14 +74,7 @@ export async function startRedis(
   const shutdown = async () => {
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child?.once('exit', resolve));
-    const client = new Redis({
-      port,
-      ...(password !== undefined ? { password } : {}),
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    client.on('error', () => {});
+    const client = oneShotClient(port, password);
     await client
       .connect()
       .then(() => client.shutdown('SAVE').catch(() => {}))
@@ -113,14 +106,7 @@ export async function startRedis(
 async function waitForPing(port: number, password?: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const client = new Redis({
-      port,
-      ...(password !== undefined ? { password } : {}),
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    client.on('error', () => {});
+    const client = oneShotClient(port, password);
     try {
       await client.connect();
       await client.ping();
@@ -132,4 +118,17 @@ async function waitForPing(port: number, password?: string): Promise<void> {
     }
   }
   throw new Error(`redis-server on port ${port} did not answer within 10 s`);
+}
+
+/** A client that connects once, on `connect()`, and never retries: for probing and SHUTDOWN. */
+function oneShotClient(port: number, password: string | undefined): Redis {
+  const client = new Redis({
+    port,
+    ...(password !== undefined ? { password } : {}),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => {});
+  return client;
 }
