@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { ChannelsConfig } from './channels-config.js';
 
 /**
  * The one seam every chat platform plugs into. An adapter turns platform events into
@@ -92,6 +93,13 @@ export interface ChannelAdapter {
   /** Shows that the agent is working on an answer (best effort, never throws). */
   typing?(address: ReplyAddress): Promise<void>;
   health(): ChannelHealth;
+  /**
+   * Takes this platform's rotated secrets (bot or app token, signing or webhook secret) from
+   * its section of `channels`, without a restart: resolves once new sends use them and, if the
+   * adapter was started, its connection runs on them. Other settings of the section are ignored
+   * (they need a restart). No-op when none of its secrets changed.
+   */
+  renewSecrets?(channels: ChannelsConfig): Promise<void>;
 }
 
 /** What the outbox knows about a delivery, for platforms that can avoid posting a reply twice. */

@@ -13,6 +13,8 @@ import { listenLocal } from '../support/listen.js';
  * What it does the way Discord does (read from the API docs and discord.js's source):
  * - REST answers 401 without `Authorization: Bot <token>`; interaction callbacks and webhook
  *   routes are the exceptions, as on Discord (the token in the path is the credential).
+ * - A token reset: `revokeToken` makes REST refuse that token and closes the gateway sessions
+ *   identified with it with 4004 (Authentication failed), which ends them (no resume).
  * - Messages over 2,000 characters, empty messages and replies to unknown messages with
  *   `fail_if_not_exists` are refused with Discord's 400 bodies; `enforce_nonce` returns the
  *   earlier message instead of creating a second one.
@@ -57,6 +59,8 @@ export interface SentMessage {
   failIfNotExists?: boolean;
   nonce?: string;
   allowedMentions?: unknown;
+  /** The bot token the message was posted with. */
+  token: string;
   at: number;
 }
 
@@ -119,6 +123,7 @@ export interface FakeDiscord {
   readonly apiRoot: string;
   readonly gatewayUrl: string;
   readonly port: number;
+  /** The token the fake was started with (valid until revoked). */
   readonly token: string;
   /** The bot's user id; also its application id, as for any bot created in the portal. */
   readonly botId: string;
@@ -163,6 +168,13 @@ export interface FakeDiscord {
     userId: string;
     guildId?: string;
   }): { id: string; token: string };
+  /** Makes `token` valid as well, as a bot token reset in the Developer Portal issues a new one. */
+  acceptToken(token: string): void;
+  /**
+   * Stops accepting `token`: REST answers 401 and every gateway session identified with it is
+   * closed with 4004 and ended, as Discord does once a token is reset.
+   */
+  revokeToken(token: string): void;
   /** Kills every gateway socket without a close frame, as a network cut does; sessions stay resumable. */
   dropConnection(): void;
   /** Stops REST and the gateway (connections refused) until up(). */
@@ -186,6 +198,8 @@ const NONCE_WINDOW_MS = 5 * 60_000;
 
 interface Session {
   id: string;
+  /** The token it identified with. */
+  token: string;
   seq: number;
   socket: WebSocket | undefined;
   /** Every dispatch with its sequence, for RESUME replay (capped). */
@@ -210,6 +224,9 @@ interface UserObject {
 
 export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promise<FakeDiscord> {
   const token = options.token ?? DEFAULT_TOKEN;
+  const validTokens = new Set([token]);
+  const isValid = (candidate: unknown): candidate is string =>
+    typeof candidate === 'string' && validTokens.has(candidate);
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5000;
   const interactionTimeoutMs = options.interactionTimeoutMs ?? 3000;
 
@@ -407,8 +424,14 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
     if (op === 2) {
       if (state.session) return socket.close(4005, 'Already authenticated.');
       const d = payload.d as { token?: unknown } | undefined;
-      if (d?.token !== token) return socket.close(4004, 'Authentication failed.');
-      const session: Session = { id: randomBytes(16).toString('hex'), seq: 0, socket, history: [] };
+      if (!isValid(d?.token)) return socket.close(4004, 'Authentication failed.');
+      const session: Session = {
+        id: randomBytes(16).toString('hex'),
+        token: d.token,
+        seq: 0,
+        socket,
+        history: [],
+      };
       sessions.set(session.id, session);
       state.session = session;
       countSessions();
@@ -437,7 +460,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
     }
     if (op === 6) {
       const d = payload.d as { token?: unknown; session_id?: unknown; seq?: unknown } | undefined;
-      if (d?.token !== token) return socket.close(4004, 'Authentication failed.');
+      if (!isValid(d?.token)) return socket.close(4004, 'Authentication failed.');
       const session = typeof d.session_id === 'string' ? sessions.get(d.session_id) : undefined;
       const seq = typeof d.seq === 'number' ? d.seq : -1;
       if (!session || seq > session.seq) {
@@ -536,7 +559,9 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
     }
     if (parts[0] === 'webhooks') return webhook(res, method, parts, body);
 
-    if (req.headers.authorization !== `Bot ${token}`) {
+    const auth = req.headers.authorization;
+    const authToken = auth?.startsWith('Bot ') ? auth.slice('Bot '.length) : undefined;
+    if (!isValid(authToken)) {
       return json(res, 401, { message: '401: Unauthorized', code: 0 });
     }
 
@@ -564,7 +589,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
         return;
       }
       if (method === 'POST' && parts[2] === 'messages' && parts.length === 3) {
-        return createMessage(res, channelId, body);
+        return createMessage(res, channelId, body, authToken);
       }
       if (method === 'GET' && parts[2] === 'messages' && parts.length === 3) {
         return json(res, 200, channelMessages(channelId, url.searchParams));
@@ -579,7 +604,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
     json(res, 404, { message: '404: Not Found', code: 0 });
   };
 
-  const createMessage = (res: ServerResponse, channelId: string, body: unknown) => {
+  const createMessage = (res: ServerResponse, channelId: string, body: unknown, authToken: string) => {
     if (rateLimit) {
       const { seconds, global } = rateLimit;
       rateLimit.times -= 1;
@@ -642,6 +667,7 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
       ...(replyTo !== undefined ? { replyTo, failIfNotExists } : {}),
       ...(nonce !== undefined ? { nonce } : {}),
       ...(input.allowed_mentions !== undefined ? { allowedMentions: input.allowed_mentions } : {}),
+      token: authToken,
       at: now,
     });
     const message = messageObject({
@@ -911,6 +937,17 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
             }),
       });
       return { id, token: interactionToken };
+    },
+    acceptToken(newToken) {
+      validTokens.add(newToken);
+    },
+    revokeToken(oldToken) {
+      validTokens.delete(oldToken);
+      for (const session of [...sessions.values()]) {
+        if (session.token !== oldToken) continue;
+        sessions.delete(session.id);
+        session.socket?.close(4004, 'Authentication failed.');
+      }
     },
     dropConnection() {
       for (const socket of live) socket.terminate();

@@ -13,7 +13,9 @@ import { listenLocal } from '../support/listen.js';
  * Faithful where the adapter depends on it: Slack answers HTTP 200 with `{ ok: false, error }` for
  * refusals and 429 with `Retry-After` for rate limits; tokens are checked by type (an app token
  * only opens sockets); Socket Mode tickets are single-use; the server says `hello` first, expects
- * an ack `{ envelope_id, payload? }` per envelope, and pings the client.
+ * an ack `{ envelope_id, payload? }` per envelope, and pings the client. Tokens rotate as on
+ * Slack: a new one is issued (`rotateTokens`) while the old one still works, until it is revoked
+ * (`revokeToken`) and refused with `token_revoked`.
  */
 
 export interface FakeSlackOptions {
@@ -59,14 +61,21 @@ export interface EnvelopeOptions {
   envelopeId?: string;
 }
 
+export interface TokenRotation {
+  botToken?: string;
+  appToken?: string;
+}
+
 export interface FakeSlack {
   /** http://127.0.0.1:PORT */
   url: string;
   /** Web API root for `slackApiUrl` (with its trailing slash). */
   apiUrl: string;
   port: number;
-  botToken: string;
-  appToken: string;
+  /** The bot token Slack accepts now. */
+  readonly botToken: string;
+  /** The app token Slack accepts now. */
+  readonly appToken: string;
   botUserId: string;
   botId: string;
   teamId: string;
@@ -98,6 +107,15 @@ export interface FakeSlack {
   down(): Promise<void>;
   /** Listens again on the same port. */
   up(): Promise<void>;
+  /** Issues new tokens; the ones they replace keep working until `revokeToken`. */
+  rotateTokens(next: TokenRotation): void;
+  /**
+   * Refuses `token` from now on (`token_revoked`) and closes the Socket Mode connections opened
+   * with it, so a client still relying on one shows; events they left unacked are redelivered.
+   */
+  revokeToken(token: string): void;
+  /** Open Socket Mode connections per app token they were opened with. */
+  socketsByToken(): Record<string, number>;
   /** Resolves once a Socket Mode client has connected and been sent hello. */
   waitForSocket(timeoutMs?: number): Promise<void>;
   /** Sends an envelope to the newest Socket Mode connection; returns its envelope_id. */
@@ -108,8 +126,12 @@ export interface FakeSlack {
 }
 
 export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<FakeSlack> {
-  const botToken = options.botToken ?? 'xoxb-fake-bot-token';
-  const appToken = options.appToken ?? 'xapp-fake-app-token';
+  let botToken = options.botToken ?? 'xoxb-fake-bot-token';
+  let appToken = options.appToken ?? 'xapp-fake-app-token';
+  /** Issued, not revoked yet: the current token of each kind and any it replaced. */
+  const botTokens = new Set([botToken]);
+  const appTokens = new Set([appToken]);
+  const revoked = new Set<string>();
   const botUserId = options.botUserId ?? 'UBOT0001';
   const botId = options.botId ?? 'BBOT0001';
   const teamId = options.teamId ?? 'TFAKE0001';
@@ -118,13 +140,22 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   const acks: SocketAck[] = [];
   const ackWaiters = new Map<string, (ack: SocketAck) => void>();
   const socketWaiters: (() => void)[] = [];
-  const tickets = new Set<string>();
+  /** One-time tickets from apps.connections.open, with the app token that asked for each. */
+  const tickets = new Map<string, string>();
   const sockets = new Set<WebSocket>();
+  const socketTokens = new Map<WebSocket, string>();
   let peakSockets = 0;
   /** Events published with `publishEvent` and not acked yet, oldest first. */
   const outstanding = new Map<
     string,
-    { payload: unknown; attempt: number; ackTimeoutMs: number; timer?: NodeJS.Timeout }
+    {
+      payload: unknown;
+      attempt: number;
+      ackTimeoutMs: number;
+      timer?: NodeJS.Timeout;
+      /** The connection it was last sent on. */
+      sentOn?: WebSocket;
+    }
   >();
   const deliverOutstanding = (envelopeId: string) => {
     const entry = outstanding.get(envelopeId);
@@ -142,6 +173,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       }),
     );
     entry.attempt += 1;
+    entry.sentOn = ws;
     entry.timer = setTimeout(() => deliverOutstanding(envelopeId), entry.ackTimeoutMs);
     entry.timer.unref();
   };
@@ -164,17 +196,23 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     const url = new URL(req.url ?? '/', 'http://fake');
     const ticket = url.searchParams.get('ticket') ?? '';
     // Slack's socket URLs carry a one-time ticket from apps.connections.open.
-    if (url.pathname !== '/socket' || !tickets.delete(ticket)) {
+    const ticketToken = tickets.get(ticket);
+    tickets.delete(ticket);
+    if (url.pathname !== '/socket' || ticketToken === undefined || revoked.has(ticketToken)) {
       socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => onSocket(ws));
+    wss.handleUpgrade(req, socket, head, (ws) => onSocket(ws, ticketToken));
   });
 
-  function onSocket(ws: WebSocket): void {
+  function onSocket(ws: WebSocket, token: string): void {
     sockets.add(ws);
+    socketTokens.set(ws, token);
     peakSockets = Math.max(peakSockets, sockets.size);
-    ws.on('close', () => sockets.delete(ws));
+    ws.on('close', () => {
+      sockets.delete(ws);
+      socketTokens.delete(ws);
+    });
     // ws answers pings with pongs by itself (autoPong); counting them shows the client's heartbeat.
     ws.on('ping', () => {
       clientPings += 1;
@@ -210,8 +248,11 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       }),
     );
     for (const resolve of socketWaiters.splice(0)) resolve();
-    // Events no connection acked go to the new one.
-    for (const envelopeId of outstanding.keys()) deliverOutstanding(envelopeId);
+    // Events whose connection closed before it acked them go to the new one; those still held by
+    // an open connection wait for their ack timeout, as on Slack.
+    for (const [envelopeId, entry] of outstanding) {
+      if (entry.sentOn === undefined || !sockets.has(entry.sentOn)) deliverOutstanding(envelopeId);
+    }
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -246,10 +287,11 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     };
     const refuse = (error: string) => answer({ ok: false, error });
 
-    const expected = method === 'apps.connections.open' ? appToken : botToken;
+    const expected = method === 'apps.connections.open' ? appTokens : botTokens;
     if (token === undefined || token === '') return refuse('not_authed');
-    if (token !== expected) {
-      const otherKind = token === botToken || token === appToken;
+    if (revoked.has(token)) return refuse('token_revoked');
+    if (!expected.has(token)) {
+      const otherKind = botTokens.has(token) || appTokens.has(token);
       return refuse(otherKind ? 'not_allowed_token_type' : 'invalid_auth');
     }
     const failure = failures.get(method);
@@ -273,7 +315,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         });
       case 'apps.connections.open': {
         const ticket = randomUUID();
-        tickets.add(ticket);
+        tickets.set(ticket, token);
         return answer({ ok: true, url: `ws://${host}:${port}/socket?ticket=${ticket}&app_id=AFAKE0001` });
       }
       case 'chat.postMessage': {
@@ -351,8 +393,12 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     url,
     apiUrl: `${url}/api/`,
     port,
-    botToken,
-    appToken,
+    get botToken() {
+      return botToken;
+    },
+    get appToken() {
+      return appToken;
+    },
     botUserId,
     botId,
     teamId,
@@ -386,6 +432,27 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     },
     down: shut,
     up: listen,
+    rotateTokens(next) {
+      if (next.botToken !== undefined) {
+        botToken = next.botToken;
+        botTokens.add(botToken);
+      }
+      if (next.appToken !== undefined) {
+        appToken = next.appToken;
+        appTokens.add(appToken);
+      }
+    },
+    revokeToken(token) {
+      botTokens.delete(token);
+      appTokens.delete(token);
+      revoked.add(token);
+      for (const [ws, opener] of socketTokens) if (opener === token) ws.close(1000, 'token_revoked');
+    },
+    socketsByToken() {
+      const counts: Record<string, number> = {};
+      for (const token of socketTokens.values()) counts[token] = (counts[token] ?? 0) + 1;
+      return counts;
+    },
     waitForSocket(timeoutMs = 5_000) {
       if (sockets.size > 0) return Promise.resolve();
       return withTimeout(new Promise<void>((resolve) => socketWaiters.push(resolve)), timeoutMs, 'a socket');

@@ -16,6 +16,8 @@ import { listenLocal } from '../support/listen.js';
  *   parsed text to 4,096 characters, trims it, and checks `reply_parameters`.
  * - Faults: `rateLimitNext` (429 with `retry_after`), `failNext` (any answer), `blockChat`, and
  *   `down()`/`up()` (connections refused, then the same port again).
+ * - Token rotation: `setTokens` changes which tokens the bot answers to; a poll pending with a
+ *   token no longer valid ends with 401.
  *
  * Not served: files (multipart), inline mode, payments, and every method not listed in `handlers`.
  */
@@ -79,6 +81,8 @@ export interface SentMessage {
 
 export interface ApiCall {
   method: string;
+  /** The token in the URL. */
+  token: string;
   params: Record<string, unknown>;
   status: number;
 }
@@ -123,7 +127,8 @@ export interface WebhookDelivery {
 export interface FakeTelegram {
   /** The `apiRoot` for grammy (no trailing slash). */
   url: string;
-  token: string;
+  /** The token the bot answers to (the first of `setTokens`, if called). */
+  readonly token: string;
   bot: FakeUser & { username: string };
   /** Messages the bot sent, in order. */
   sent: SentMessage[];
@@ -133,6 +138,8 @@ export interface FakeTelegram {
   readonly commands: { command: string; description: string }[] | undefined;
   /** Every API call with a valid token, faulted ones included. */
   calls: ApiCall[];
+  /** Calls refused with 401 because their token was not (or no longer, if pending) valid. */
+  refused: { method: string; token: string }[];
   readonly getUpdatesCalls: number;
   /**
    * Polls ended with 409 by a poll from another address: two instances polling one token. (One
@@ -166,6 +173,11 @@ export interface FakeTelegram {
   failNext(method: string, n: number, error: ApiErrorAnswer, after?: number): void;
   /** Messages to this chat get 403 `bot was blocked by the user`. */
   blockChat(chatId: number): void;
+  /**
+   * The tokens the bot answers to from now on, as around a rotation at @BotFather (which revokes
+   * the old token). Polls pending with a token no longer valid end with 401 at once.
+   */
+  setTokens(tokens: readonly string[]): void;
   /** Stops listening and drops every connection: clients see connection refused. */
   down(): Promise<void>;
   /** Listens again on the same port. */
@@ -189,6 +201,7 @@ const badRequest = (description: string) =>
 interface Waiter {
   /** The client's address. */
   from: string | undefined;
+  token: string;
   offset: number;
   limit: number;
   res: ServerResponse;
@@ -205,6 +218,7 @@ interface ChatState {
 export async function startFakeTelegram(options: FakeTelegramOptions = {}): Promise<FakeTelegram> {
   const host = options.host ?? '127.0.0.1';
   const token = options.token ?? DEFAULT_TOKEN;
+  let validTokens: readonly string[] = [token];
   const bot = {
     id: options.botId ?? Number(token.split(':')[0]),
     is_bot: true,
@@ -220,6 +234,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
   const sent: SentMessage[] = [];
   const actions: { chatId: number; action: string }[] = [];
   const calls: ApiCall[] = [];
+  const refused: { method: string; token: string }[] = [];
   const deliveries = new Map<number, number>();
   let commands: { command: string; description: string }[] | undefined;
   let webhook: { url: string; secretToken: string | undefined } | undefined;
@@ -287,7 +302,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     waiters.delete(waiter);
   }
 
-  function getUpdates(params: Record<string, unknown>, res: ServerResponse): unknown {
+  function getUpdates(params: Record<string, unknown>, res: ServerResponse, callToken: string): unknown {
     getUpdatesCalls += 1;
     if (webhook !== undefined)
       throw new ApiFailure({
@@ -315,6 +330,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     if (updates.length > 0 || timeout === 0) return deliver(updates);
     const waiter: Waiter = {
       from,
+      token: callToken,
       offset,
       limit,
       res,
@@ -392,7 +408,10 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     'upload_video_note',
   ]);
 
-  const handlers: Record<string, (params: Record<string, unknown>, res: ServerResponse) => unknown> = {
+  const handlers: Record<
+    string,
+    (params: Record<string, unknown>, res: ServerResponse, token: string) => unknown
+  > = {
     getMe: () => ({
       ...bot,
       can_join_groups: true,
@@ -460,9 +479,12 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
       const url = new URL(req.url ?? '/', 'http://fake');
       const route = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(url.pathname);
       if (route === null) return answer(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
-      if (decodeURIComponent(route[1] as string) !== token)
-        return answer(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
       const method = route[2] as string;
+      const callToken = decodeURIComponent(route[1] as string);
+      if (!validTokens.includes(callToken)) {
+        refused.push({ method, token: callToken });
+        return answer(res, 401, UNAUTHORIZED);
+      }
       const handler = handlers[method];
       if (handler === undefined)
         return answer(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
@@ -470,24 +492,41 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
       try {
         params = { ...Object.fromEntries(url.searchParams), ...parseBody(req, Buffer.concat(chunks)) };
       } catch (error) {
-        return fail(res, method, {}, (error as ApiFailure).answer);
+        return fail(res, method, callToken, {}, (error as ApiFailure).answer);
       }
       const fault = faults.get(method)?.shift();
-      if (fault !== undefined && fault !== null) return fail(res, method, params, fault);
+      if (fault !== undefined && fault !== null) return fail(res, method, callToken, params, fault);
       try {
-        const result = handler(params, res);
-        calls.push({ method, params, status: 200 });
+        const result = handler(params, res, callToken);
+        calls.push({ method, token: callToken, params, status: 200 });
         if (result !== PENDING) answer(res, 200, { ok: true, result });
       } catch (error) {
         if (!(error instanceof ApiFailure)) throw error;
-        fail(res, method, params, error.answer);
+        fail(res, method, callToken, params, error.answer);
       }
     });
   });
 
-  function fail(res: ServerResponse, method: string, params: Record<string, unknown>, error: ApiErrorAnswer) {
-    calls.push({ method, params, status: error.error_code });
+  function fail(
+    res: ServerResponse,
+    method: string,
+    callToken: string,
+    params: Record<string, unknown>,
+    error: ApiErrorAnswer,
+  ) {
+    calls.push({ method, token: callToken, params, status: error.error_code });
     answer(res, error.error_code, { ok: false, ...error });
+  }
+
+  function setTokens(tokens: readonly string[]): void {
+    if (tokens.length === 0) throw new RangeError('setTokens needs at least one token');
+    validTokens = [...tokens];
+    for (const waiter of [...waiters]) {
+      if (validTokens.includes(waiter.token)) continue;
+      refused.push({ method: 'getUpdates', token: waiter.token });
+      endWaiter(waiter);
+      answer(waiter.res, 401, UNAUTHORIZED);
+    }
   }
 
   async function listen(port: number): Promise<number> {
@@ -557,11 +596,14 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
 
   return {
     url: `http://${host}:${port}`,
-    token,
+    get token() {
+      return validTokens[0] as string;
+    },
     bot,
     sent,
     actions,
     calls,
+    refused,
     deliveries,
     get commands() {
       return commands;
@@ -615,6 +657,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     blockChat: (chatId) => {
       blocked.add(chatId);
     },
+    setTokens,
     down,
     up: async () => {
       if (!listening) await listen(port);
@@ -626,6 +669,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
 }
 
 const PENDING = Symbol('pending');
+const UNAUTHORIZED = { ok: false, error_code: 401, description: 'Unauthorized' };
 
 function defaultChatType(chatId: number): Exclude<ChatType, 'channel'> {
   if (chatId > 0) return 'private';

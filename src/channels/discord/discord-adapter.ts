@@ -24,10 +24,11 @@ import {
   type PublishedCommand,
   type ReplyAddress,
 } from '../channel-adapter.js';
-import type { DiscordConfig } from '../channels-config.js';
+import type { ChannelsConfig, DiscordConfig } from '../channels-config.js';
 import { type DiscordBackoff, discordRetryDelay, resolveBackoff } from './discord-backoff.js';
 import { catchUpMissedMessages, type DiscordCursorStore } from './discord-catch-up.js';
 import { commandPayload } from './discord-commands.js';
+import { HandedIds } from './discord-handed-ids.js';
 import {
   commandText,
   type InboundMessage,
@@ -38,6 +39,7 @@ import {
   messageEvent,
 } from './discord-inbound.js';
 import { replyMessages } from './discord-outgoing.js';
+import { redactSecrets } from './discord-redact.js';
 import { toSendError } from './discord-send-error.js';
 
 export interface DiscordAdapterOptions {
@@ -83,6 +85,9 @@ export const NOT_TAKEN_TEXT = 'Sorry, I could not take that command just now. Pl
  *   durable store stays down for that whole window (or the adapter stops meanwhile).
  * - Replies go through the adapter's own REST client, not the gateway client: they work while
  *   the gateway reconnects, and rate-limit state survives a re-login.
+ * - A rotated bot token (`renewSecrets`) is taken without a restart: the REST client switches at
+ *   once, and the gateway session is closed and a new one identified with the new token. What
+ *   is posted in between is read back from the cursors, as after any fresh session.
  */
 export class DiscordAdapter implements ChannelAdapter {
   readonly name = 'discord' as const;
@@ -90,6 +95,12 @@ export class DiscordAdapter implements ChannelAdapter {
   readonly exclusiveConnection = true;
 
   private readonly config: DiscordConfig;
+  /** The bot token in use: the configured one until `renewSecrets` brings another. */
+  private token: string;
+  /** Every token this adapter held, masked in whatever it logs or reports. */
+  private readonly heldTokens = new Set<string>();
+  /** Messages handed on, so a read-back does not hand one on twice. */
+  private readonly handed = new HandedIds();
   private readonly logger: Logger;
   private readonly tracker: HealthTracker;
   private readonly backoff: Readonly<DiscordBackoff>;
@@ -114,6 +125,8 @@ export class DiscordAdapter implements ChannelAdapter {
 
   constructor(options: DiscordAdapterOptions) {
     this.config = options.config;
+    this.token = options.config.botToken;
+    this.heldTokens.add(this.token);
     this.cursors = options.cursors;
     this.logger = options.logger.child({ channel: 'discord' });
     this.tracker = new HealthTracker(options.now);
@@ -130,7 +143,7 @@ export class DiscordAdapter implements ChannelAdapter {
       // Without this @discordjs/rest sleeps out any rate limit, minutes for a global one.
       rejectOnRateLimit: (limit: RateLimitData) => Math.max(limit.retryAfter, limit.timeToReset) > maxWait,
     };
-    this.rest = new REST(this.restOptions).setToken(this.config.botToken);
+    this.rest = new REST(this.restOptions).setToken(this.token);
     this.rest.on('rateLimited', (limit) =>
       this.logger.debug(
         { route: limit.route, retryAfterMs: limit.retryAfter, global: limit.global },
@@ -177,7 +190,7 @@ export class DiscordAdapter implements ChannelAdapter {
       }
     } catch (error) {
       const failure = toSendError(error);
-      this.tracker.sendFailed(failure);
+      this.tracker.sendFailed(new Error(this.errorText(failure)));
       this.logger.warn(
         {
           conversation: address.conversation,
@@ -185,7 +198,7 @@ export class DiscordAdapter implements ChannelAdapter {
           delivered,
           permanent: failure.permanent,
           retryAfterMs: failure.retryAfterMs,
-          err: failure.message,
+          err: this.errorText(failure),
         },
         'discord send failed',
       );
@@ -201,13 +214,70 @@ export class DiscordAdapter implements ChannelAdapter {
     } catch (error) {
       // Best effort: a missing indicator is not worth a retry or a health mark.
       this.logger.debug(
-        { conversation: address.conversation, err: errorText(error) },
+        { conversation: address.conversation, err: this.errorText(error) },
         'discord typing failed',
       );
     }
   }
 
+  /**
+   * Takes a rotated `botToken` from `channels.discord`: REST calls use it from now on and, once
+   * started, the gateway session moves to it. Resolves when the old session is closed and the
+   * login with the new token has begun; connecting goes on in the background with the usual
+   * back-off, so a Discord outage neither blocks nor fails the renewal. Other settings of the
+   * section need a restart and are ignored; an unchanged token is a no-op.
+   */
+  async renewSecrets(channels: ChannelsConfig): Promise<void> {
+    const token = channels.discord?.botToken;
+    if (token === undefined || token === this.token) return;
+    this.token = token;
+    this.heldTokens.add(token);
+    // Requests already sent keep the old token; one refused for it (401) is retried by the outbox.
+    this.rest.setToken(token);
+    const reconnect = this.started && this.stopping === undefined;
+    this.logger.info({ reconnect }, 'discord bot token renewed');
+    if (reconnect) await this.moveSession();
+  }
+
   // ------------------------------------------------------------------ connection
+
+  /**
+   * Closes the gateway session and identifies a new one with the current token. A session
+   * cannot change its token (Discord closes a reset token's sessions with 4004), so this is a
+   * fresh IDENTIFY, not a RESUME; its READY reads back from the cursors what the switch missed.
+   */
+  private async moveSession(): Promise<void> {
+    // Supersedes a login loop in progress (it may be backing off on the revoked token).
+    const generation = ++this.generation;
+    const previous = this.client;
+    // From here its events are stale: what it still delivers is read back by the new session.
+    this.client = undefined;
+    this.tracker.disconnected();
+    const closed = this.closeClient(previous);
+    this.track(closed);
+    await closed;
+    // A later renewal or stop() took over meanwhile.
+    if (generation !== this.generation || this.stopping) return;
+    this.runLogin(0);
+  }
+
+  /** Destroys a client, bounded: see DESTROY_TIMEOUT_MS. */
+  private async closeClient(client: Client | undefined): Promise<void> {
+    if (client === undefined) return;
+    try {
+      // Bounded: on Node 24, destroying a client whose gateway socket is still opening can wait
+      // forever, and a stop that never returns would outlast PM2's kill timeout.
+      const destroyed = client.destroy().then(() => true);
+      if (!(await Promise.race([destroyed, sleep(DESTROY_TIMEOUT_MS).then(() => false)]))) {
+        this.logger.warn(
+          { timeoutMs: DESTROY_TIMEOUT_MS },
+          'discord client did not close in time; leaving it',
+        );
+      }
+    } catch (error) {
+      this.logger.warn({ err: this.errorText(error) }, 'discord client destroy failed');
+    }
+  }
 
   /** Starts a login loop after `delayMs`, superseding any earlier one. */
   private runLogin(delayMs: number): void {
@@ -215,7 +285,7 @@ export class DiscordAdapter implements ChannelAdapter {
     // Not tracked for stop(): login() can stay pending for good once its client is destroyed
     // (discord.js waits for a READY that never comes), and stop() must not wait on it.
     this.loginLoop(generation, delayMs).catch((error: unknown) =>
-      this.logger.error({ err: errorText(error) }, 'discord login loop failed'),
+      this.logger.error({ err: this.errorText(error) }, 'discord login loop failed'),
     );
   }
 
@@ -228,16 +298,17 @@ export class DiscordAdapter implements ChannelAdapter {
       const client = this.createClient();
       this.client = client;
       try {
-        await client.login(this.config.botToken);
+        // Read at each attempt: a renewal during the back-off applies to the next one.
+        await client.login(this.token);
         if (generation !== this.generation) await client.destroy();
         return;
       } catch (error) {
         if (generation !== this.generation) return;
         failures += 1;
         const retryInMs = discordRetryDelay(this.backoff, failures);
-        this.tracker.disconnected(error);
+        this.tracker.disconnected(new Error(this.errorText(error)));
         this.logger.warn(
-          { err: errorText(error), attempt: failures, retryInMs },
+          { err: this.errorText(error), attempt: failures, retryInMs },
           'discord login failed; retrying',
         );
         if (!(await sleep(retryInMs, signal))) return;
@@ -281,10 +352,12 @@ export class DiscordAdapter implements ChannelAdapter {
       this.runLogin(this.backoff.maxMs);
     });
     client.on(Events.ShardError, (error) =>
-      this.logger.warn({ err: errorText(error) }, 'discord gateway error'),
+      this.logger.warn({ err: this.errorText(error) }, 'discord gateway error'),
     );
     // An 'error' event without a listener would crash the process.
-    client.on(Events.Error, (error) => this.logger.error({ err: errorText(error) }, 'discord client error'));
+    client.on(Events.Error, (error) =>
+      this.logger.error({ err: this.errorText(error) }, 'discord client error'),
+    );
     client.on(Events.MessageCreate, (message) => {
       if (current()) this.track(this.onMessage(client, message));
     });
@@ -326,7 +399,7 @@ export class DiscordAdapter implements ChannelAdapter {
         logger: this.logger,
       })
         .catch((error: unknown) => {
-          this.logger.warn({ err: errorText(error) }, 'discord read-back failed; trying again later');
+          this.logger.warn({ err: this.errorText(error) }, 'discord read-back failed; trying again later');
           this.readBackLater();
         })
         .finally(() => {
@@ -373,7 +446,7 @@ export class DiscordAdapter implements ChannelAdapter {
           this.logger.info({ scope, commands: body.length }, 'discord slash commands registered');
         } catch (error) {
           this.logger.warn(
-            { scope, err: errorText(error) },
+            { scope, err: this.errorText(error) },
             'discord slash command registration failed; retrying on the next reconnect',
           );
         }
@@ -420,16 +493,21 @@ export class DiscordAdapter implements ChannelAdapter {
 
   /** Hands a message's event to the agent and, once accepted, moves its channel's cursor past it. */
   private async accept(event: ChannelEvent, message: InboundMessage): Promise<boolean> {
+    if (!this.handed.claim(message.id)) {
+      this.logger.debug({ messageId: message.id }, 'discord message already handed on');
+      return false;
+    }
     if (!(await this.deliver(event))) {
       // Discord will not send it again; a read-back from the cursor will find it once the agent
       // accepts events again (Redis back, say).
+      this.handed.release(message.id);
       this.readBackLater();
       return false;
     }
     await this.cursors
       ?.advance(message.channelId, message.id, message.guildId)
       .catch((error: unknown) =>
-        this.logger.warn({ messageId: message.id, err: errorText(error) }, 'discord cursor not saved'),
+        this.logger.warn({ messageId: message.id, err: this.errorText(error) }, 'discord cursor not saved'),
       );
     return true;
   }
@@ -465,7 +543,7 @@ export class DiscordAdapter implements ChannelAdapter {
     if (!(await this.deliver(event))) {
       await interaction.editReply({ content: NOT_TAKEN_TEXT }).catch((error: unknown) => {
         this.logger.debug(
-          { interactionId: interaction.id, err: errorText(error) },
+          { interactionId: interaction.id, err: this.errorText(error) },
           'discord editReply failed',
         );
       });
@@ -483,7 +561,7 @@ export class DiscordAdapter implements ChannelAdapter {
     } catch (error) {
       // Late or refused: Discord shows "did not respond", but the answer still comes as a channel message.
       this.logger.warn(
-        { interactionId: interaction.id, err: errorText(error) },
+        { interactionId: interaction.id, err: this.errorText(error) },
         'discord interaction not acknowledged',
       );
       return undefined;
@@ -492,7 +570,10 @@ export class DiscordAdapter implements ChannelAdapter {
 
   private async answer(interaction: ChatInputCommandInteraction, content: string): Promise<void> {
     await interaction.reply({ content, flags: MessageFlags.Ephemeral }).catch((error: unknown) => {
-      this.logger.debug({ interactionId: interaction.id, err: errorText(error) }, 'discord reply failed');
+      this.logger.debug(
+        { interactionId: interaction.id, err: this.errorText(error) },
+        'discord reply failed',
+      );
     });
   }
 
@@ -511,14 +592,19 @@ export class DiscordAdapter implements ChannelAdapter {
         const retryInMs = discordRetryDelay(this.backoff, attempt);
         if (!out) {
           this.logger.warn(
-            { ...where, attempt, retryInMs, err: errorText(error) },
+            { ...where, attempt, retryInMs, err: this.errorText(error) },
             'agent did not accept a discord event; retrying',
           );
         }
         if (out || !(await sleep(retryInMs, this.stopController.signal))) {
           // Discord will not send it again: this is the message lost.
           this.logger.error(
-            { ...where, attempts: attempt, err: errorText(error), stopping: this.stopping !== undefined },
+            {
+              ...where,
+              attempts: attempt,
+              err: this.errorText(error),
+              stopping: this.stopping !== undefined,
+            },
             'discord event lost: the agent did not accept it',
           );
           return false;
@@ -529,9 +615,14 @@ export class DiscordAdapter implements ChannelAdapter {
 
   // ------------------------------------------------------------------ lifecycle
 
+  /** An error's text with every token this adapter held masked. */
+  private errorText(error: unknown): string {
+    return redactSecrets(error instanceof Error ? error.message : String(error), this.heldTokens);
+  }
+
   private track(promise: Promise<unknown>): void {
     const tracked = promise.catch((error: unknown) =>
-      this.logger.error({ err: errorText(error) }, 'discord adapter task failed'),
+      this.logger.error({ err: this.errorText(error) }, 'discord adapter task failed'),
     );
     this.inflight.add(tracked);
     void tracked.finally(() => this.inflight.delete(tracked));
@@ -543,19 +634,7 @@ export class DiscordAdapter implements ChannelAdapter {
     this.stopController.abort();
     const client = this.client;
     this.client = undefined;
-    try {
-      // Bounded: on Node 24, destroying a client whose gateway socket is still opening can wait
-      // forever, and a stop that never returns would outlast PM2's kill timeout.
-      const destroyed = client?.destroy().then(() => true);
-      if (destroyed && !(await Promise.race([destroyed, sleep(DESTROY_TIMEOUT_MS).then(() => false)]))) {
-        this.logger.warn(
-          { timeoutMs: DESTROY_TIMEOUT_MS },
-          'discord client did not close in time; leaving it',
-        );
-      }
-    } catch (error) {
-      this.logger.warn({ err: errorText(error) }, 'discord client destroy failed');
-    }
+    await this.closeClient(client);
     // Events already in hand finish their current hand-off (retry delays end at once).
     await Promise.allSettled([...this.inflight]);
     this.rest.clearHashSweeper();
@@ -569,7 +648,3 @@ const READ_BACK_RETRY_MS = 10_000;
 
 /** How long stop() waits for discord.js to close its gateway connection. */
 const DESTROY_TIMEOUT_MS = 2000;
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -28,8 +28,10 @@ export function toSendError(error: unknown): ChannelSendError {
     const code = typeof error.code === 'number' ? error.code : undefined;
     const permanent =
       (code !== undefined && PERMANENT_CODES.has(code)) ||
-      // Other 4xx (401 bad token, 403, 404, 400) repeat identically; 408 is a timeout.
-      (error.status >= 400 && error.status < 500 && error.status !== 408);
+      // Other 4xx (403, 404, 400) repeat identically; 408 is a timeout. A 401 is about the bot,
+      // not this message: its token was reset, and the rotated one may be on its way
+      // (`renewSecrets`), so the outbox retries it and meanwhile treats Discord as down.
+      (error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 401);
     return new ChannelSendError(
       `discord refused the message: ${error.status} ${error.message} (code ${String(error.code)})`,
       {

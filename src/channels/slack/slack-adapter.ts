@@ -1,4 +1,4 @@
-import { webApi } from '@slack/bolt';
+import type { Logger as SlackLogger, webApi } from '@slack/bolt';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
@@ -13,8 +13,9 @@ import {
   type ReplyAddress,
   type SendOptions,
 } from '../channel-adapter.js';
-import type { SlackConfig } from '../channels-config.js';
-import { isBadConfigError, toSendError } from './slack-errors.js';
+import type { ChannelsConfig, SlackConfig } from '../channels-config.js';
+import { DEFAULT_SECRET_GRACE_MS, RotatingSecret } from '../rotating-secret.js';
+import { isBadConfigError, platformError, toSendError } from './slack-errors.js';
 import { COMMAND_NOT_TAKEN, eventFromCallback, eventFromCommand } from './slack-events.js';
 import { slackLogger } from './slack-logger.js';
 import {
@@ -24,8 +25,17 @@ import {
   slashCommandSchema,
 } from './slack-payloads.js';
 import { postedParts, replyMetadata } from './slack-posted-parts.js';
+import {
+  changedSecrets,
+  changedSettings,
+  redacted,
+  SlackRenewError,
+  type SlackSecretName,
+  type SlackSecrets,
+} from './slack-secrets.js';
 import { type EnvelopeOutcome, SlackSocket, type SocketEnvelope } from './slack-socket.js';
 import { slackParts } from './slack-text.js';
+import { slackWebClient } from './slack-web-client.js';
 import { slackWebhook } from './slack-webhook.js';
 
 export interface SlackAdapterOptions {
@@ -37,6 +47,11 @@ export interface SlackAdapterOptions {
   retry?: BackoffOptions;
   /** Timeout of each Web API call. Default 10 s (the Web API client's own default is none). */
   requestTimeoutMs?: number;
+  /**
+   * How long a rotated-out signing secret still verifies requests (HTTP mode), while the new one
+   * is registered with Slack. Default `DEFAULT_SECRET_GRACE_MS` (15 minutes).
+   */
+  secretGraceMs?: number;
 }
 
 /**
@@ -54,6 +69,10 @@ export interface SlackAdapterOptions {
  * `verifySlackRequest`; Socket Mode uses Bolt's `SocketModeReceiver`. Bolt's `App` is not used: it
  * acknowledges events before its listeners run, and it owns its HTTP server, where this agent
  * serves everything on one fastify instance.
+ *
+ * Secrets rotate without a restart (`renewSecrets`): a new bot token swaps the Web API client, a
+ * new signing secret is accepted beside the old one for a grace period, and a new app token opens
+ * a second socket before the first is drained and closed, so no event is lost or taken twice.
  */
 export class SlackAdapter implements ChannelAdapter {
   readonly name = 'slack' as const;
@@ -64,8 +83,22 @@ export class SlackAdapter implements ChannelAdapter {
   private readonly now: () => number;
   private readonly retry: BackoffOptions;
   private readonly tracker: HealthTracker;
-  private readonly client: webApi.WebClient;
-  private readonly socket: SlackSocket | undefined;
+  private readonly libraryLogger: SlackLogger;
+  private readonly requestTimeoutMs: number;
+  /** Swapped for a new one when the bot token rotates. */
+  private client: webApi.WebClient;
+  /** Socket Mode; replaced when the app token rotates. */
+  private socket: SlackSocket | undefined;
+  /** HTTP mode. */
+  private readonly signingSecret: RotatingSecret | undefined;
+  /** The secret values in use, to tell a rotation from a repeat of the same configuration. */
+  private readonly secrets: SlackSecrets;
+  /** Renewals run one at a time: two overlapping ones could each replace the other's socket. */
+  private renewal: Promise<void> = Promise.resolve();
+  /** The connect attempt in flight (or the last one), which an app token switch waits out. */
+  private connection: Promise<void> | undefined;
+  /** The other settings last reported as needing a restart, so each change is logged once. */
+  private ignoredSettings = '';
   private sink: ChannelSink | undefined;
   private botUserId: string | undefined;
   private started = false;
@@ -80,37 +113,31 @@ export class SlackAdapter implements ChannelAdapter {
     this.now = options.now ?? Date.now;
     this.retry = options.retry ?? {};
     this.tracker = new HealthTracker(this.now);
-    const libraryLogger = slackLogger(this.logger.child({ lib: 'slack' }));
-    const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.client = new webApi.WebClient(this.config.botToken, {
-      slackApiUrl: this.config.apiUrl,
-      logger: libraryLogger,
-      // The outbox retries (and fails over); retries in here would hide failures from it.
-      retryConfig: { retries: 0 },
-      // A 429 becomes an error with Retry-After instead of a silent wait inside send().
-      rejectRateLimitedCalls: true,
-      timeout: requestTimeoutMs,
-    });
+    this.libraryLogger = slackLogger(this.logger.child({ lib: 'slack' }));
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.client = this.webClient(this.config.botToken);
+    this.secrets = { botToken: this.config.botToken };
 
     this.exclusiveConnection = this.config.mode === 'socket';
     if (this.config.mode === 'socket') {
       if (this.config.appToken === undefined)
         throw new RangeError('slack.appToken is required in socket mode');
-      this.socket = new SlackSocket({
-        appToken: this.config.appToken,
-        apiUrl: this.config.apiUrl,
-        requestTimeoutMs,
-        logger: libraryLogger,
-        onEnvelope: (envelope) => this.onEnvelope(envelope),
-        onDown: () => this.onSocketDown(),
-      });
+      this.secrets.appToken = this.config.appToken;
+      this.socket = this.newSocket(this.config.appToken);
     } else {
-      const signingSecret = this.config.signingSecret;
-      if (signingSecret === undefined) throw new RangeError('slack.signingSecret is required in http mode');
+      if (this.config.signingSecret === undefined)
+        throw new RangeError('slack.signingSecret is required in http mode');
+      this.secrets.signingSecret = this.config.signingSecret;
+      const signingSecret = new RotatingSecret(
+        this.config.signingSecret,
+        options.secretGraceMs ?? DEFAULT_SECRET_GRACE_MS,
+        this.now,
+      );
+      this.signingSecret = signingSecret;
       this.webhook = slackWebhook({
         eventsPath: this.config.eventsPath,
         commandsPath: this.config.commandsPath,
-        signingSecret,
+        signingSecrets: () => signingSecret.accepted(),
         now: this.now,
         logger: this.logger,
         ready: () => this.sink !== undefined && !this.stopped,
@@ -193,6 +220,130 @@ export class SlackAdapter implements ChannelAdapter {
   }
 
   /**
+   * Takes rotated secrets from `channels.slack` (see `ChannelAdapter.renewSecrets`). Resolves once
+   * sends use the new bot token, requests signed with the new signing secret verify, and (if
+   * connected) the socket runs on the new app token. Rejects with `SlackRenewError` when the new
+   * app token cannot open a socket; the old connection then keeps running, and the bot token and
+   * signing secret taken before it stay taken.
+   */
+  async renewSecrets(channels: ChannelsConfig): Promise<void> {
+    const next = channels.slack;
+    if (next === undefined) return;
+    const run = this.renewal.then(() => this.renew(next));
+    this.renewal = run.catch(() => {});
+    return run;
+  }
+
+  private async renew(next: Readonly<SlackConfig>): Promise<void> {
+    this.noteIgnoredSettings(next);
+    const changed = changedSecrets(this.secrets, next, this.config.mode);
+    const taken: SlackSecretName[] = [];
+    try {
+      if (changed.botToken !== undefined) {
+        this.client = this.webClient(changed.botToken);
+        this.secrets.botToken = changed.botToken;
+        taken.push('botToken');
+      }
+      if (changed.signingSecret !== undefined && this.signingSecret !== undefined) {
+        this.signingSecret.set(changed.signingSecret);
+        this.secrets.signingSecret = changed.signingSecret;
+        taken.push('signingSecret');
+      }
+      if (changed.appToken !== undefined) {
+        await this.renewAppToken(changed.appToken);
+        taken.push('appToken');
+      }
+    } finally {
+      // Names only: the values never reach a log line.
+      if (taken.length > 0) this.logger.info({ secrets: taken }, 'slack secrets renewed');
+    }
+  }
+
+  private noteIgnoredSettings(next: Readonly<SlackConfig>): void {
+    const ignored = changedSettings(this.config, next);
+    const key = ignored.join(',');
+    if (key === this.ignoredSettings) return;
+    this.ignoredSettings = key;
+    if (ignored.length > 0)
+      this.logger.info({ settings: ignored }, 'slack settings changed; they apply after a restart');
+  }
+
+  /**
+   * Socket Mode on a new app token. Connected: a second socket is opened with it (Slack allows
+   * several per app and delivers each envelope to one of them), becomes the one in use, and only
+   * then is the old one drained (the envelopes the agent is taking are acked on it) and closed;
+   * whatever Slack sent the old one unacked, it redelivers on the new one. Not connected: the next
+   * connect attempt uses the new token.
+   */
+  private async renewAppToken(appToken: string): Promise<void> {
+    const previous = this.socket;
+    if (previous === undefined) return;
+    // A connect in flight is opening `previous`: let it settle so the two do not cross.
+    await this.connection?.catch(() => {});
+    const next = this.newSocket(appToken);
+    if (!previous.connected || this.stopped) {
+      this.socket = next;
+      this.secrets.appToken = appToken;
+      await previous.close();
+      return;
+    }
+    try {
+      await next.open();
+    } catch (error) {
+      throw this.appTokenError(error, appToken);
+    }
+    this.socket = next;
+    this.secrets.appToken = appToken;
+    if (this.stopped) {
+      // stop() ran while the new socket opened; it closed only the old one.
+      await next.close();
+      return;
+    }
+    // The old socket may have dropped during the switch and scheduled a reconnect: the new one is up.
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.failures = 0;
+    this.tracker.connected();
+    await previous.close({ drain: true });
+  }
+
+  private appTokenError(error: unknown, appToken: string): SlackRenewError {
+    const secrets = [appToken, this.secrets.appToken, this.secrets.botToken];
+    if (isBadConfigError(error)) {
+      return new SlackRenewError(
+        'slack_app_token_refused',
+        'appToken',
+        `Slack refused the new app token (${platformError(error)}); still connected with the previous one`,
+      );
+    }
+    return new SlackRenewError(
+      'slack_app_token_unverified',
+      'appToken',
+      `could not connect with the new app token (${redacted(message(error), secrets)}); still connected with the previous one`,
+    );
+  }
+
+  private webClient(botToken: string): webApi.WebClient {
+    return slackWebClient(botToken, {
+      apiUrl: this.config.apiUrl,
+      logger: this.libraryLogger,
+      timeoutMs: this.requestTimeoutMs,
+    });
+  }
+
+  private newSocket(appToken: string): SlackSocket {
+    const socket: SlackSocket = new SlackSocket({
+      appToken,
+      apiUrl: this.config.apiUrl,
+      requestTimeoutMs: this.requestTimeoutMs,
+      logger: this.libraryLogger,
+      onEnvelope: (envelope) => this.onEnvelope(envelope),
+      onDown: () => this.onSocketDown(socket),
+    });
+    return socket;
+  }
+
+  /**
    * The parts of a reply a crashed attempt already posted. Reading history needs the
    * `*:history` scopes; without them (or if Slack cannot answer) everything is posted again.
    */
@@ -214,7 +365,13 @@ export class SlackAdapter implements ChannelAdapter {
     }
   }
 
-  private async connect(): Promise<void> {
+  private connect(): Promise<void> {
+    const attempt = this.connectOnce();
+    this.connection = attempt;
+    return attempt;
+  }
+
+  private async connectOnce(): Promise<void> {
     this.connecting = true;
     try {
       if (this.botUserId === undefined) {
@@ -224,7 +381,15 @@ export class SlackAdapter implements ChannelAdapter {
         this.logger.info({ botUserId: result.user_id, team: result.team_id }, 'slack bot identified');
       }
       if (this.stopped) return;
-      await this.socket?.open();
+      const socket = this.socket;
+      try {
+        await socket?.open();
+      } catch (error) {
+        // An app token switch replaced (and closed) this socket while it opened: not an outage.
+        if (socket !== this.socket) return;
+        throw error;
+      }
+      if (socket !== this.socket) return;
       this.failures = 0;
       this.tracker.connected();
     } finally {
@@ -244,7 +409,9 @@ export class SlackAdapter implements ChannelAdapter {
     }, delay);
   }
 
-  private onSocketDown(): void {
+  private onSocketDown(socket: SlackSocket): void {
+    // A socket being replaced after an app token switch is no outage.
+    if (socket !== this.socket) return;
     if (this.stopped || this.connecting || this.reconnectTimer !== undefined) return;
     this.connectFailed(new Error('the Socket Mode connection closed'));
   }

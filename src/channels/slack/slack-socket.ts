@@ -37,6 +37,12 @@ const slackEventArgs = z.object({
 /** Slack sends `hello` within a second or two; longer means the socket is not working. */
 const OPEN_TIMEOUT_MS = 15_000;
 const CLOSE_TIMEOUT_MS = 2_000;
+/**
+ * How long `close({ drain: true })` waits for envelopes the agent is still taking. Accepting one
+ * is a durable write, so this is ample; past it the socket closes anyway and Slack redelivers the
+ * unacked envelopes on the next connection (the agent's dedupe recognises any it already took).
+ */
+const DRAIN_TIMEOUT_MS = 10_000;
 
 /**
  * One Socket Mode connection through Bolt's `SocketModeReceiver` (its client does
@@ -52,6 +58,8 @@ export class SlackSocket {
   private readonly receiver: SocketModeReceiver;
   private isOpen = false;
   private closed = false;
+  /** Envelopes handed to the agent and not acked yet. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: SlackSocketOptions) {
     this.receiver = new SocketModeReceiver({
@@ -64,13 +72,18 @@ export class SlackSocket {
           // Without this the client retries apps.connections.open 100 times inside one call.
           retryConfig: { retries: 0 },
           timeout: options.requestTimeoutMs,
+          // The original (axios) error carries the request's headers, the app token among them.
+          attachOriginalToWebAPIRequestError: false,
         },
       },
     });
     const client = this.receiver.client;
     client.on('slack_event', (args: unknown) => {
       const parsed = slackEventArgs.safeParse(args);
-      if (parsed.success) void this.dispatch(parsed.data);
+      if (!parsed.success) return;
+      const dispatched = this.dispatch(parsed.data);
+      this.inFlight.add(dispatched);
+      void dispatched.finally(() => this.inFlight.delete(dispatched));
     });
     client.on('disconnected', () => {
       if (!this.isOpen) return;
@@ -108,10 +121,34 @@ export class SlackSocket {
     this.isOpen = true;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Disconnects. With `drain` (a connection being replaced, e.g. by a rotated app token) it first
+   * lets the envelopes the agent is taking finish and be acked on this socket, which is the only
+   * one their acks can go out on: closed before that, Slack would redeliver them elsewhere, and
+   * the agent would get events it already took. Envelopes that arrive while draining are taken too.
+   */
+  async close(options: { drain?: boolean } = {}): Promise<void> {
     this.closed = true;
+    if (options.drain) await this.drain(DRAIN_TIMEOUT_MS);
     this.isOpen = false;
     await this.disconnect();
+  }
+
+  private async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        // dispatch() never rejects.
+        Promise.all([...this.inFlight]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, left);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   }
 
   private async disconnect(): Promise<void> {

@@ -14,7 +14,11 @@ import { signatureProblem } from './slack-signature.js';
 export interface SlackWebhookOptions {
   eventsPath: string;
   commandsPath: string;
-  signingSecret: string;
+  /**
+   * The secrets a request may be signed with right now, current first: read on every request, so
+   * a rotated signing secret applies at once (and the one it replaced during its grace period).
+   */
+  signingSecrets: () => readonly string[];
   now: () => number;
   logger: Logger;
   /** False until the adapter has a sink (and after stop): events get 503 so Slack retries them. */
@@ -51,7 +55,7 @@ export function slackWebhook(options: SlackWebhookOptions): FastifyPluginAsync {
           timestamp: headers['x-slack-request-timestamp'],
           signature: headers['x-slack-signature'],
         },
-        options.signingSecret,
+        options.signingSecrets(),
         options.now(),
       );
 

@@ -42,13 +42,16 @@ export function connectionTransformer(watch: ConnectionWatch): Transformer {
         ? ({ ...params, offset: watch.capOffset(params.offset) } as typeof payload)
         : payload;
     const pollMs = polling && typeof params.timeout === 'number' ? params.timeout * 1000 : 0;
+    // grammy aborts its own signal in bot.stop(), then acknowledges with one last getUpdates, the
+    // only one without a signal. It must go out (the stop signal is not linked into getUpdates),
+    // but it is best effort: the next poll's offset acknowledges the same. So one attempt with a
+    // short timeout, and neither stopping nor a token switch waits on a dead server.
+    const finalAck = polling && signal === undefined;
     for (let attempt = 0; ; attempt++) {
-      // grammy aborts its own signal in bot.stop(); the stop signal is not linked into getUpdates
-      // because bot.stop() then sends one last getUpdates (to acknowledge) that must go out, with a
-      // short timeout, so that stopping does not wait on a dead server.
-      const timeoutMs = watch.stopSignal.aborted
-        ? Math.min(watch.requestTimeoutMs, STOP_REQUEST_TIMEOUT_MS)
-        : pollMs + watch.requestTimeoutMs;
+      const timeoutMs =
+        finalAck || watch.stopSignal.aborted
+          ? Math.min(watch.requestTimeoutMs, STOP_REQUEST_TIMEOUT_MS)
+          : pollMs + watch.requestTimeoutMs;
       const request = linkSignals(polling ? [signal] : [signal, watch.stopSignal], timeoutMs);
       let failure: unknown;
       try {
@@ -64,11 +67,11 @@ export function connectionTransformer(watch: ConnectionWatch): Transformer {
           return response;
         }
         watch.onDown(method, `${method}: ${response.error_code} ${response.description}`);
-        if (response.error_code < 500 || isCancelled(signal, watch.stopSignal)) return response;
+        if (response.error_code < 500 || finalAck || isCancelled(signal, watch.stopSignal)) return response;
         failure = response;
       } catch (error) {
         failure = error;
-        if (isCancelled(signal, watch.stopSignal)) throw error;
+        if (finalAck || isCancelled(signal, watch.stopSignal)) throw error;
         watch.onDown(method, error);
       } finally {
         request.dispose();

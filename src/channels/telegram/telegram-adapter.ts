@@ -11,10 +11,12 @@ import {
   type PublishedCommand,
   type ReplyAddress,
 } from '../channel-adapter.js';
-import type { TelegramConfig } from '../channels-config.js';
-import { asGrammySignal, type GrammySignal } from './abort-signals.js';
+import type { ChannelsConfig, TelegramConfig } from '../channels-config.js';
+import { DEFAULT_SECRET_GRACE_MS, RotatingSecret } from '../rotating-secret.js';
+import { asGrammySignal, type GrammySignal, linkSignals } from './abort-signals.js';
 import { AckHoldback } from './ack-holdback.js';
 import { type BotCommand, toBotCommands } from './bot-commands.js';
+import { BotToken } from './bot-token.js';
 import { connectionTransformer } from './connection-transformer.js';
 import { type BotIdentity, parseInbound } from './inbound-update.js';
 import { SendProgress } from './send-progress.js';
@@ -25,7 +27,7 @@ import { telegramWebhookRoute } from './webhook-route.js';
 export interface TelegramAdapterOptions {
   config: TelegramConfig;
   logger: Logger;
-  /** Clock for health timestamps. Default `Date.now`. */
+  /** Clock for health timestamps and the webhook secret's grace period. Default `Date.now`. */
   now?: () => number;
   /**
    * Back-off for reconnecting (a failed `getMe`/`getUpdates`, polling stopped by 401 or 409) and
@@ -36,6 +38,11 @@ export interface TelegramAdapterOptions {
   requestTimeoutMs?: number;
   /** How long `stop()` waits for an update being handled to finish. Default 5 s. */
   stopGraceMs?: number;
+  /**
+   * Webhook mode: how long the secret a rotation replaced is still accepted, for the operator to
+   * call `setWebhook` with the new one. Default 15 minutes.
+   */
+  secretGraceMs?: number;
 }
 
 /**
@@ -49,6 +56,9 @@ export interface TelegramAdapterOptions {
  * mode, grammy's offset would acknowledge it anyway, so `AckHoldback` rewrites the offset; the
  * update comes back after a back-off, and the updates after it are held back until it is accepted,
  * so order is kept and nothing is lost or handled twice by this process.
+ *
+ * Secret rotation (`renewSecrets`): the token is read at every call (see BotToken), so the one
+ * `Bot` and its polling state outlive a rotation; the webhook secret is a RotatingSecret.
  */
 export class TelegramAdapter implements ChannelAdapter {
   readonly name = 'telegram' as const;
@@ -57,6 +67,8 @@ export class TelegramAdapter implements ChannelAdapter {
   private readonly config: TelegramConfig;
   private readonly log: Logger;
   private readonly bot: Bot;
+  private readonly token: BotToken;
+  private readonly webhookSecret: RotatingSecret | undefined;
   private readonly tracker: HealthTracker;
   private readonly backoff: Required<BackoffOptions>;
   private readonly requestTimeoutMs: number;
@@ -72,6 +84,12 @@ export class TelegramAdapter implements ChannelAdapter {
   private lastReportedError: string | undefined;
   private running: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  /** Rotations, one after the other. */
+  private renewal: Promise<void> = Promise.resolve();
+  /** Set while a token switch stops the poller: the poll loop starts again once it resolves. */
+  private switchingToken: Promise<void> | undefined;
+  /** Ends the back-off wait in progress, if any. */
+  private wake: AbortController | undefined;
 
   constructor(options: TelegramAdapterOptions) {
     const { config } = options;
@@ -88,8 +106,13 @@ export class TelegramAdapter implements ChannelAdapter {
       );
 
     // grammy's own client timeout (default 500 s) only backs up the per-call timeouts set here.
+    this.token = new BotToken(config.botToken);
     this.bot = new Bot(config.botToken, {
-      client: { apiRoot: config.apiRoot, timeoutSeconds: config.pollTimeoutSeconds + 60 },
+      client: {
+        apiRoot: config.apiRoot,
+        timeoutSeconds: config.pollTimeoutSeconds + 60,
+        buildUrl: this.token.buildUrl,
+      },
     });
     const polling = config.mode === 'polling';
     this.bot.api.config.use(
@@ -114,9 +137,14 @@ export class TelegramAdapter implements ChannelAdapter {
     if (config.mode === 'webhook') {
       if (config.webhookSecret === undefined)
         throw new RangeError('channels.telegram.webhookSecret is required in webhook mode');
+      this.webhookSecret = new RotatingSecret(
+        config.webhookSecret,
+        options.secretGraceMs ?? DEFAULT_SECRET_GRACE_MS,
+        options.now,
+      );
       this.webhook = telegramWebhookRoute({
         path: config.webhookPath,
-        secret: config.webhookSecret,
+        secret: this.webhookSecret,
         handle: (update) => this.handleWebhookUpdate(update),
         onError: (error) =>
           this.log.warn({ err: error }, 'a webhook update was not accepted; Telegram will send it again'),
@@ -159,7 +187,7 @@ export class TelegramAdapter implements ChannelAdapter {
         chatId = await this.sendPart(chatId, parts[done] as string, done === 0 ? address.thread : undefined);
     } catch (error) {
       this.progress.record(key, done);
-      const sendError = toChannelSendError(error, this.config.botToken);
+      const sendError = toChannelSendError(error, this.token.all);
       this.log.warn(
         { err: sendError.message, part: done + 1, parts: parts.length, permanent: sendError.permanent },
         'Telegram did not accept a reply',
@@ -174,12 +202,63 @@ export class TelegramAdapter implements ChannelAdapter {
     try {
       await this.bot.api.sendChatAction(toChatId(address.conversation), 'typing', {}, this.timeout());
     } catch (error) {
-      this.log.debug({ err: describeTelegramError(error, this.config.botToken) }, 'typing indicator failed');
+      this.log.debug({ err: describeTelegramError(error, this.token.all) }, 'typing indicator failed');
     }
   }
 
   health(): ChannelHealth {
     return this.tracker.snapshot();
+  }
+
+  /**
+   * Takes a rotated `botToken` and `webhookSecret` (webhook mode); other settings need a restart.
+   * Calls from here on use the new token. A running poller is moved to it: `bot.stop()` cuts short
+   * the poll made with the old token and acknowledges what was handled (capped by AckHoldback, like
+   * every poll), then the poll loop starts again at once from the same offset, since the `Bot`,
+   * and with it the last update tried, is kept. So no update is lost or handed over twice.
+   */
+  renewSecrets(channels: ChannelsConfig): Promise<void> {
+    const renewed = this.renewal.then(() => this.takeSecrets(channels.telegram));
+    this.renewal = renewed.catch(() => undefined);
+    return renewed;
+  }
+
+  private async takeSecrets(config: TelegramConfig | undefined): Promise<void> {
+    if (config === undefined) return;
+    const taken: string[] = [];
+    // First: it throws for another bot's token, before anything changed.
+    if (this.token.set(config.botToken)) taken.push('botToken');
+    const secret = this.webhookSecret;
+    if (
+      secret !== undefined &&
+      config.webhookSecret !== undefined &&
+      config.webhookSecret !== secret.current
+    ) {
+      secret.set(config.webhookSecret);
+      taken.push('webhookSecret');
+    }
+    if (taken.length === 0) return;
+    this.log.info({ secrets: taken }, 'took rotated Telegram secrets');
+    if (taken.includes('botToken')) await this.reconnect();
+  }
+
+  /** Moves the connection to the new token. A never-started adapter (a sender) has none. */
+  private async reconnect(): Promise<void> {
+    if (this.running === undefined || this.stopController.signal.aborted) return;
+    // A back-off wait (after a 401 from a token revoked before the rotation, say) ends now.
+    this.wake?.abort();
+    // Not running: it is waiting, or between two runs, and its next start uses the new token.
+    if (this.config.mode !== 'polling' || !this.bot.isRunning()) return;
+    const stopped = this.bot
+      .stop()
+      .catch((error: unknown) =>
+        this.log.debug(
+          { err: describeTelegramError(error, this.token.all) },
+          'acknowledgement before the token switch failed; the next poll makes it',
+        ),
+      );
+    this.switchingToken = stopped;
+    await stopped;
   }
 
   /** The polling supervisor: grammy's `bot.start()`, restarted with back-off whenever it ends. */
@@ -195,15 +274,36 @@ export class TelegramAdapter implements ChannelAdapter {
         });
       } catch (error) {
         if (this.stopController.signal.aborted) break;
-        // Setup failed with an API error (a 4xx on getMe), or polling ended on 401/409.
-        this.markDown('polling', error);
+        // Setup failed with an API error (a 4xx on getMe), or polling ended on 401/409; or a token
+        // switch stopped it during setup, which is no outage.
+        if (this.switchingToken === undefined) this.markDown('polling', error);
       }
       if (this.stopController.signal.aborted) break;
+      const switched = this.switchingToken;
+      if (switched !== undefined) {
+        // Not before bot.stop()'s acknowledging getUpdates is done: of two polls at once, Telegram
+        // ends one with 409.
+        this.switchingToken = undefined;
+        await switched;
+        this.log.debug('polling again, with the new token');
+        attempt = 0;
+        continue;
+      }
       if (this.polledSinceStart) attempt = 0;
       const waitMs = backoffDelay(attempt++, this.backoff);
       this.log.debug({ waitMs }, 'restarting Telegram polling');
-      await sleep(waitMs, this.stopController.signal);
+      await this.pause(waitMs);
     }
+  }
+
+  /** A back-off wait, ended early by stop() or by a token switch (the new token may work now). */
+  private async pause(ms: number): Promise<void> {
+    const wake = new AbortController();
+    this.wake = wake;
+    const until = linkSignals([this.stopController.signal, wake.signal]);
+    await sleep(ms, until.signal);
+    until.dispose();
+    if (this.wake === wake) this.wake = undefined;
   }
 
   /** Webhook mode only needs the bot's identity (for mentions), then waits for requests. */
@@ -216,7 +316,7 @@ export class TelegramAdapter implements ChannelAdapter {
         if (this.stopController.signal.aborted) return;
         this.markDown('getMe', error);
       }
-      await sleep(backoffDelay(attempt, this.backoff), this.stopController.signal);
+      await this.pause(backoffDelay(attempt, this.backoff));
     }
   }
 
@@ -228,7 +328,7 @@ export class TelegramAdapter implements ChannelAdapter {
         await this.bot.stop();
       } catch (error) {
         this.log.debug(
-          { err: describeTelegramError(error, this.config.botToken) },
+          { err: describeTelegramError(error, this.token.all) },
           'final acknowledgement failed; Telegram sends those updates again',
         );
       }
@@ -335,7 +435,8 @@ export class TelegramAdapter implements ChannelAdapter {
   }
 
   private markDown(method: string, error: unknown): void {
-    const text = typeof error === 'string' ? error : describeTelegramError(error, this.config.botToken);
+    // A string is an error answer's description: scrubbed too, a server may echo the URL.
+    const text = describeTelegramError(error, this.token.all);
     this.tracker.disconnected(text);
     // Once per distinct error, not once per retry of an outage.
     if (text !== this.lastReportedError)
@@ -352,7 +453,7 @@ export class TelegramAdapter implements ChannelAdapter {
       this.log.info({ count: this.commands.length }, 'Telegram command menu published');
     } catch (error) {
       this.log.warn(
-        { err: describeTelegramError(error, this.config.botToken) },
+        { err: describeTelegramError(error, this.token.all) },
         'could not publish the Telegram command menu; trying again after the next reconnect',
       );
     } finally {

@@ -7,9 +7,15 @@ export const SECRET_HEADER = 'x-telegram-bot-api-secret-token';
 /** How the route hands an update on; `not_ready` asks Telegram to come back later (503). */
 export type WebhookHandler = (update: unknown) => Promise<'handled' | 'not_ready'>;
 
+/** The secrets a request may present (a `RotatingSecret`: the current one, and the one it replaced). */
+export interface AcceptedSecrets {
+  accepted(): readonly string[];
+}
+
 export interface WebhookRouteOptions {
   path: string;
-  secret: string;
+  /** Read at every request, so a rotated secret applies without registering the route again. */
+  secret: AcceptedSecrets;
   handle: WebhookHandler;
   onError(error: unknown): void;
 }
@@ -21,14 +27,12 @@ export interface WebhookRouteOptions {
  * Telegram would execute a JSON body carrying a `method` as an API call.
  */
 export function telegramWebhookRoute(options: WebhookRouteOptions): FastifyPluginAsync {
-  const expected = digest(options.secret);
   return async (app) => {
     // Checked on the request line and headers, before a forged request's body is even read. The
     // hook is scoped to this plugin, so it guards only this route.
     app.addHook('onRequest', async (request, reply) => {
       const presented = request.headers[SECRET_HEADER];
-      // Hashing both sides makes the lengths equal, so the comparison time says nothing.
-      if (typeof presented !== 'string' || !timingSafeEqual(digest(presented), expected))
+      if (typeof presented !== 'string' || !matchesOne(presented, options.secret.accepted()))
         return reply.code(401).send({ ok: false, error: 'unauthorized' });
     });
     app.post(options.path, async (request, reply) => {
@@ -42,6 +46,17 @@ export function telegramWebhookRoute(options: WebhookRouteOptions): FastifyPlugi
       }
     });
   };
+}
+
+/**
+ * Hashing both sides makes the lengths equal, so the comparison time says nothing about the
+ * secret; every accepted value is compared (no early exit), so neither does which one matched.
+ */
+function matchesOne(presented: string, accepted: readonly string[]): boolean {
+  const hash = digest(presented);
+  let match = false;
+  for (const value of accepted) match = timingSafeEqual(hash, digest(value)) || match;
+  return match;
 }
 
 function digest(value: string): Buffer {

@@ -57,7 +57,11 @@ export interface Started {
 /** An adapter on the fake with small back-off, started (not necessarily connected yet). */
 export async function startAdapter(
   fake: FakeDiscord,
-  options: Partial<Omit<DiscordAdapterOptions, 'logger'>> & { commands?: PublishedCommand[] } = {},
+  options: Partial<Omit<DiscordAdapterOptions, 'logger'>> & {
+    commands?: PublishedCommand[];
+    /** The sink to start with. Default a new `RecordingSink`. */
+    sink?: RecordingSink;
+  } = {},
 ): Promise<Started> {
   const logs: LogLine[] = [];
   const logger = pino(
@@ -76,7 +80,7 @@ export async function startAdapter(
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
     ...(options.cursors !== undefined ? { cursors: options.cursors } : {}),
   });
-  const sink = new RecordingSink();
+  const sink = options.sink ?? new RecordingSink();
   await adapter.start(sink, options.commands ?? COMMANDS);
   return { adapter, sink, logs };
 }

@@ -1,8 +1,12 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { ChannelEvent, ChannelSink, ReplyAddress } from '../../../../src/channels/channel-adapter.js';
-import { channelsSchema, type SlackConfig } from '../../../../src/channels/channels-config.js';
-import { SlackAdapter } from '../../../../src/channels/slack/slack-adapter.js';
+import {
+  type ChannelsConfig,
+  channelsSchema,
+  type SlackConfig,
+} from '../../../../src/channels/channels-config.js';
+import { SlackAdapter, type SlackAdapterOptions } from '../../../../src/channels/slack/slack-adapter.js';
 import { type FakeSlack, startFakeSlack } from '../../../fakes/fake-slack.js';
 import { freePort } from '../../../support/free-port.js';
 
@@ -50,7 +54,14 @@ export function firstAddress(sink: RecordingSink): ReplyAddress {
 }
 
 export function slackConfig(fake: FakeSlack, overrides: Record<string, unknown> = {}): SlackConfig {
-  const parsed = channelsSchema.parse({
+  const parsed = channelsConfig(fake, overrides);
+  if (!parsed.slack) throw new Error('no slack config');
+  return parsed.slack;
+}
+
+/** The whole channels configuration around `slackConfig` (what `renewSecrets` takes). */
+export function channelsConfig(fake: FakeSlack, overrides: Record<string, unknown> = {}): ChannelsConfig {
+  return channelsSchema.parse({
     slack: {
       botToken: fake.botToken,
       signingSecret: SIGNING_SECRET,
@@ -58,16 +69,22 @@ export function slackConfig(fake: FakeSlack, overrides: Record<string, unknown> 
       ...overrides,
     },
   });
-  if (!parsed.slack) throw new Error('no slack config');
-  return parsed.slack;
 }
 
-export function newAdapter(fake: FakeSlack, overrides: Record<string, unknown> = {}): SlackAdapter {
+/** Adapter options a test may set (a clock, a logger to read, the signing secret's grace). */
+export type AdapterOverrides = Partial<Omit<SlackAdapterOptions, 'config'>>;
+
+export function newAdapter(
+  fake: FakeSlack,
+  overrides: Record<string, unknown> = {},
+  options: AdapterOverrides = {},
+): SlackAdapter {
   return new SlackAdapter({
     config: slackConfig(fake, overrides),
     logger: silent,
     retry: { initialMs: 20, maxMs: 100 },
     requestTimeoutMs: 2_000,
+    ...options,
   });
 }
 
@@ -82,9 +99,9 @@ export interface HttpHarness {
 }
 
 /** The adapter's webhook on a real fastify server on a free port, its Web API on a fake Slack. */
-export async function startHttpHarness(): Promise<HttpHarness> {
+export async function startHttpHarness(options: AdapterOverrides = {}): Promise<HttpHarness> {
   const fake = await startFakeSlack();
-  const adapter = newAdapter(fake);
+  const adapter = newAdapter(fake, {}, options);
   const sink = recordingSink();
   const server = Fastify();
   const webhook = adapter.webhook;

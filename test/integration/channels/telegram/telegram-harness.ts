@@ -1,6 +1,10 @@
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { ChannelEvent, ChannelSink } from '../../../../src/channels/channel-adapter.js';
-import type { TelegramConfig } from '../../../../src/channels/channels-config.js';
+import {
+  CHANNELS_DEFAULTS,
+  type ChannelsConfig,
+  type TelegramConfig,
+} from '../../../../src/channels/channels-config.js';
 import {
   TelegramAdapter,
   type TelegramAdapterOptions,
@@ -42,6 +46,27 @@ export function telegramConfig(fake: FakeTelegram, overrides: Partial<TelegramCo
     pollTimeoutSeconds: 1,
     ...overrides,
   };
+}
+
+/** The whole `channels` section with this Telegram config, as a reload hands it to `renewSecrets`. */
+export function channelsWith(fake: FakeTelegram, overrides: Partial<TelegramConfig> = {}): ChannelsConfig {
+  return { ...CHANNELS_DEFAULTS, telegram: telegramConfig(fake, overrides) };
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A debug-level logger whose lines the test can read. */
+export function capturingLogger(): { logger: Logger; logs: LogLine[] } {
+  const logs: LogLine[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => logs.push(JSON.parse(line) as LogLine) },
+  );
+  return { logger, logs };
 }
 
 /** An adapter against the fake, with back-off short enough for tests. TEST_LOG_LEVEL=debug shows its log. */
