@@ -4,7 +4,9 @@ import type { Command } from '../core/commands/command.js';
 import type { IdentityResolver } from '../core/identity/identity-store.js';
 import type { TurnTools } from '../core/tools/turn-tools.js';
 import type { JobDefinition } from '../jobs/job-scheduler.js';
-import { loadWalletSigner, type WalletKeySource } from './keys/key-source.js';
+import { keyRenewal, type RenewKeyResult } from './key-renewal.js';
+import { keySourceOf, loadWalletSigner, type WalletKeySource } from './keys/key-source.js';
+import { RenewableSigner } from './keys/renewable-signer.js';
 import { ConnectionPool } from './rpc/connection-pool.js';
 import type { SolanaRpc } from './rpc/solana-rpc.js';
 import { LogWalletStore } from './store/log-wallet-store.js';
@@ -12,7 +14,7 @@ import { RedisWalletStore } from './store/redis-wallet-store.js';
 import type { WalletStore } from './store/wallet-store.js';
 import type { Requester } from './transfer-intent.js';
 import { createWalletCommand } from './wallet-commands.js';
-import { GENESIS_HASHES, PUBLIC_RPC_URLS, type WalletConfig } from './wallet-config.js';
+import { GENESIS_HASHES, PUBLIC_RPC_URLS, type WalletConfig, type WalletKeyConfig } from './wallet-config.js';
 import { WalletOwners } from './wallet-owners.js';
 import { WalletPolicy, WalletRefusal } from './wallet-policy.js';
 import { WalletService } from './wallet-service.js';
@@ -39,15 +41,24 @@ export interface Wallet {
   readonly reconcileJob: JobDefinition;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Takes rotated key secrets (`wallet.key` of a freshly loaded config) without a restart. Only a
+   * key for this wallet's address replaces the one in use; anything else keeps it (see
+   * `RenewKeyResult`). Never logs or returns a secret.
+   */
+  renewKey(key: Readonly<WalletKeyConfig>): Promise<RenewKeyResult>;
 }
+
+export type { RenewKeyResult } from './key-renewal.js';
 
 /**
  * Builds the wallet from its config. The key is loaded here, so a key file that is unsafe or
  * unreadable stops the agent from starting rather than leaving a wallet that half-works.
  */
 export async function createWallet(config: WalletConfig, deps: WalletDeps): Promise<Wallet> {
-  const signer = await loadWalletSigner(walletKeySource(config));
-  const address = await signer.publicKey();
+  const signer = new RenewableSigner(await loadWalletSigner(walletKeySource(config)));
+  const address = signer.address;
+  const renewKey = keyRenewal({ key: config.key, signer, logger: deps.logger });
   const rpc: SolanaRpc = new ConnectionPool({
     urls:
       config.rpcUrls.length > 0
@@ -115,16 +126,13 @@ export async function createWallet(config: WalletConfig, deps: WalletDeps): Prom
       await service.stop();
       await store.close();
     },
+    renewKey,
   };
 }
 
 /** Where the configured key comes from (keypair file, keystore, or a secret). */
 export function walletKeySource(config: Readonly<WalletConfig>): WalletKeySource {
-  const { key } = config;
-  if (key.keypairFile) return { kind: 'keypair-file', path: key.keypairFile };
-  if (key.keystoreFile)
-    return { kind: 'keystore', path: key.keystoreFile, passphrase: key.keystorePassphrase ?? '' };
-  return { kind: 'secret', value: key.secretKey ?? '' };
+  return keySourceOf(config.key);
 }
 
 /** The genesis hash of the configured cluster (a localnet's is configured). */

@@ -167,6 +167,8 @@ export const walletSchema = z
 
 export type WalletConfig = z.infer<typeof walletSchema>;
 export type TokenConfig = z.infer<typeof tokenSchema>;
+/** `wallet.key`: where the wallet's key comes from (one source), secrets included. */
+export type WalletKeyConfig = z.infer<typeof keySchema>;
 
 export function isAddress(text: string): boolean {
   try {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import { loadConfig } from '../../src/core/config/load-config.js';
 import { type Agent, createAgent } from '../../src/core/create-agent.js';
 import { postMessage } from './test-agent.js';
@@ -11,16 +12,22 @@ export interface WalletAgent {
   say(who: string, text: string): Promise<string>;
 }
 
-/** An agent on the world's config; `now` lets a test move its clock (approval expiry, caps' 24 hours). */
+/**
+ * An agent on the world's config; `now` lets a test move its clock (approval expiry, caps' 24 hours),
+ * and `logger` lets it read what the agent logs.
+ */
 export async function startWalletAgent(
   world: WalletWorld,
-  options: { env?: Record<string, string>; now?: () => number } = {},
+  options: { env?: Record<string, string>; now?: () => number; logger?: Logger } = {},
 ): Promise<WalletAgent> {
   const config = loadConfig({
     env: { HTTP_PORT: '0', LOCAL_LLM_PROBE: 'false', LOG_LEVEL: 'silent', ...world.env, ...options.env },
     cwd: world.dataDir,
   });
-  const agent = await createAgent(config, options.now ? { now: options.now } : {});
+  const agent = await createAgent(config, {
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   const url = await agent.start();
   return {
     agent,

@@ -1,3 +1,4 @@
+import type { WalletKeyConfig } from '../wallet-config.js';
 import { decodeBase58 } from './base58.js';
 import { Ed25519Signer } from './ed25519-signer.js';
 import { decryptKeystore, readKeystoreFile } from './encrypted-keystore.js';
@@ -18,6 +19,14 @@ export type WalletKeySource =
    * messages. Default: `WALLET_SECRET_KEY`.
    */
   | { kind: 'secret'; value: string; name?: string };
+
+/** Where the `wallet.key` settings say the key is (keypair file, keystore, or a secret). */
+export function keySourceOf(key: Readonly<WalletKeyConfig>): WalletKeySource {
+  if (key.keypairFile) return { kind: 'keypair-file', path: key.keypairFile };
+  if (key.keystoreFile)
+    return { kind: 'keystore', path: key.keystoreFile, passphrase: key.keystorePassphrase ?? '' };
+  return { kind: 'secret', value: key.secretKey ?? '' };
+}
 
 /** Loads the wallet's signer; failures are `WalletKeyError`s that name the source and the fix. */
 export async function loadWalletSigner(source: WalletKeySource): Promise<Ed25519Signer> {
