@@ -357,11 +357,12 @@ describe('prompt injection against the wallet, with a model that obeys every ord
   async function deliver(via: Via, text: string): Promise<string> {
     if (via.startsWith('http:')) return agent.say(via.slice('http:'.length), text);
     const user = via === 'telegram:linked' ? LINKED_TG : STRANGER_TG;
-    const sentBefore = telegram.sent.length;
-    telegram.pushText(user, user, text);
+    const update = telegram.pushText(user, user, text);
     if (text.startsWith('/')) {
+      // The reply to this message, not a late one to the turn before (delivered by the outbox
+      // after the turn was stored).
       const reply = await until('the Telegram reply', () =>
-        telegram.sent.slice(sentBefore).find((m) => m.chatId === user),
+        telegram.sent.find((m) => m.chatId === user && m.replyTo === update.message?.message_id),
       );
       return reply.text;
     }
