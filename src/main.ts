@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { isConfigError } from './core/config/config-error.js';
 import { loadConfig } from './core/config/load-config.js';
+import { secretFilesRefreshMs } from './core/config/secret-files.js';
 import { isVaultError } from './core/config/vault/vault-client.js';
 import type { VaultSecretSource } from './core/config/vault/vault-secret-source.js';
 import { checkVault, formatVaultStartupError, loadVaultSecrets } from './core/config/vault/vault-startup.js';
@@ -27,7 +28,9 @@ async function main(argv: string[]): Promise<void> {
   }
   let config: ReturnType<typeof loadConfig>;
   let vaultSource: VaultSecretSource | undefined;
+  let filesRefreshMs = 0;
   try {
+    filesRefreshMs = secretFilesRefreshMs(process.env);
     // With VAULT_ADDR set, the secrets Vault holds join the environment the config is read from;
     // a variable the environment sets itself (or its NAME_FILE) wins over Vault.
     const vault = await loadVaultSecrets(process.env);
@@ -58,7 +61,13 @@ async function main(argv: string[]): Promise<void> {
 
   let agent: Agent;
   try {
-    agent = await createAgent(config, vaultSource ? { secretSource: vaultSource } : {});
+    const source = vaultSource;
+    agent = await createAgent(config, {
+      // The same load as above, with Vault's current values and the files as they are now.
+      reloadConfig: () => loadConfig({ env: source ? source.mergeInto(process.env) : process.env }),
+      ...(source ? { secretSource: source } : {}),
+      ...(filesRefreshMs > 0 ? { secretFilesCheckEveryMs: filesRefreshMs } : {}),
+    });
   } catch (error) {
     // An unsafe or unreadable wallet key stops the start, like a config error, with its fix.
     if (isWalletKeyError(error)) {

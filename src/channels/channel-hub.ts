@@ -12,6 +12,7 @@ import type {
   PublishedCommand,
   ReplyAddress,
 } from './channel-adapter.js';
+import type { ChannelsConfig } from './channels-config.js';
 import type { OutboundReply, ReplyRouter } from './reply-router.js';
 
 /** The sender of owner alerts: no person, so a failed alert has no other platform to go to. */
@@ -99,6 +100,26 @@ export class ChannelHub {
   /** Stops taking platform events. In-flight turns are finished by the pipeline's drain. */
   async stopAdapters(): Promise<void> {
     await Promise.allSettled([...this.adapters.values()].map((a) => a.stop()));
+  }
+
+  /**
+   * Hands rotated platform secrets to every adapter. One platform failing to take them does not
+   * stop the others; resolves with the platforms that failed and why (the old secrets stay in use
+   * there, and the next rotation check tries again).
+   */
+  async renewSecrets(channels: ChannelsConfig): Promise<{ channel: ChannelName; error: string }[]> {
+    const adapters = [...this.adapters.values()];
+    const results = await Promise.allSettled(adapters.map((a) => a.renewSecrets?.(channels)));
+    return results.flatMap((result, i) =>
+      result.status === 'rejected'
+        ? [
+            {
+              channel: (adapters[i] as ChannelAdapter).name,
+              error: String((result.reason as Error)?.message ?? result.reason),
+            },
+          ]
+        : [],
+    );
   }
 
   /** After the pipeline drained: lets running jobs finish their writes, then closes the queues. */

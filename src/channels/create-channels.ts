@@ -19,13 +19,23 @@ export interface ChannelDeps {
   redis?: { client: Redis; keyPrefix: string; reachable?: () => boolean };
 }
 
-/** A factory for every configured, enabled platform; none is required. */
-export function channelFactories(config: ChannelsConfig, deps: ChannelDeps): ChannelFactory[] {
+/**
+ * A factory for every configured, enabled platform; none is required. `current` is read on each
+ * `create`, so an adapter made after a secret rotation starts with the rotated secrets.
+ */
+export function channelFactories(
+  config: ChannelsConfig,
+  deps: ChannelDeps,
+  current: () => ChannelsConfig = () => config,
+): ChannelFactory[] {
   const factories: ChannelFactory[] = [];
   const { telegram, discord, slack } = config;
   if (telegram?.enabled) {
     const logger = deps.logger.child({ channel: 'telegram' });
-    factories.push({ name: 'telegram', create: () => new TelegramAdapter({ config: telegram, logger }) });
+    factories.push({
+      name: 'telegram',
+      create: () => new TelegramAdapter({ config: current().telegram ?? telegram, logger }),
+    });
   }
   if (discord?.enabled) {
     const logger = deps.logger.child({ channel: 'discord' });
@@ -34,12 +44,16 @@ export function channelFactories(config: ChannelsConfig, deps: ChannelDeps): Cha
       new RedisDiscordCursorStore(deps.redis.client, deps.redis.keyPrefix, Date.now, deps.redis.reachable);
     factories.push({
       name: 'discord',
-      create: () => new DiscordAdapter({ config: discord, logger, ...(cursors ? { cursors } : {}) }),
+      create: () =>
+        new DiscordAdapter({ config: current().discord ?? discord, logger, ...(cursors ? { cursors } : {}) }),
     });
   }
   if (slack?.enabled) {
     const logger = deps.logger.child({ channel: 'slack' });
-    factories.push({ name: 'slack', create: () => new SlackAdapter({ config: slack, logger }) });
+    factories.push({
+      name: 'slack',
+      create: () => new SlackAdapter({ config: current().slack ?? slack, logger }),
+    });
   }
   return factories;
 }

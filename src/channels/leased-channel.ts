@@ -10,6 +10,7 @@ import type {
   ReplyAddress,
   SendOptions,
 } from './channel-adapter.js';
+import type { ChannelsConfig } from './channels-config.js';
 
 /** The lease as a leased channel uses it: contend, and release on stop. */
 export interface ChannelLease extends HeldLease {
@@ -138,6 +139,15 @@ export class LeasedChannel implements ChannelAdapter {
     );
     await this.options.lease.handOver(`not connected for ${afterMs} ms`, afterMs * 2);
     return 'handed over';
+  }
+
+  /**
+   * Rotated secrets reach both adapters: the sender (replies) and the connection this node holds,
+   * which switches without giving up the lease. `create` must already read the new config, so a
+   * connection opened in a later term uses them too.
+   */
+  async renewSecrets(channels: ChannelsConfig): Promise<void> {
+    await Promise.all([this.sender.renewSecrets?.(channels), this.active?.renewSecrets?.(channels)]);
   }
 
   health(): ChannelHealth {

@@ -1,7 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ChannelAdapter } from '../channels/channel-adapter.js';
-import { ChannelHub, type ChannelStatus } from '../channels/channel-hub.js';
+import { ChannelHub } from '../channels/channel-hub.js';
 import { channelFactories } from '../channels/create-channels.js';
 import { registerDashboardRoute } from '../channels/http/dashboard-route.js';
 import { HttpChannel } from '../channels/http/http-channel.js';
@@ -15,46 +15,32 @@ import type { JobAlert, JobOutcome, JobScheduler } from '../jobs/job-scheduler.j
 import { budgetRollUpJob } from '../providers/budget/budget-roll-up-job.js';
 import { bucketOf, type MeteredCostGuard, type ThresholdEvent } from '../providers/budget/ledger.js';
 import { LocalCostGuard } from '../providers/budget/local-cost-guard.js';
-import { RedisCostGuard } from '../providers/budget/redis-cost-guard.js';
-import { ResilientCostGuard } from '../providers/budget/resilient-cost-guard.js';
 import { findLocalProvider, selectFallbackProvider } from '../providers/create-provider.js';
 import { type BuiltGateway, buildGateway } from '../providers/gateway/build-gateway.js';
 import { createProviderFetch } from '../providers/http-dispatcher.js';
 import type { ChatProvider } from '../providers/provider.js';
 import { createWallet, type Wallet } from '../wallet/create-wallet.js';
+import { createAgentState, createCostGuard } from './agent-state.js';
 import { incidentWatchJob } from './alerts/incident-watch.js';
 import { Incidents } from './alerts/incidents.js';
-import { Cluster, type ClusterView } from './cluster/cluster.js';
-import { resolveNodeId } from './cluster/cluster-config.js';
+import { ownerAlertDelivery } from './alerts/owner-alert-delivery.js';
 import { holdRequestSchema } from './cluster/outage-holds.js';
 import { createBuiltinCommands, type StatusSnapshot } from './commands/builtin-commands.js';
 import { createLinkCommands } from './commands/link-commands.js';
 import { formatProvidersReport } from './commands/providers-report.js';
 import { collectSecrets } from './config/load-config.js';
 import type { AgentConfig, ProviderConfig } from './config/schema.js';
-import {
-  rotatingScrubber,
-  type VaultSecretSource,
-  vaultKeyGetter,
-} from './config/vault/vault-secret-source.js';
-import { providerKeyEnvName } from './config/vault/vault-settings.js';
+import { SecretRotation, type SecretRotationTargets } from './config/secret-rotation.js';
+import { rotatingScrubber, type VaultSecretSource } from './config/vault/vault-secret-source.js';
 import { AgentError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
-import { LogIdentityStore } from './identity/log-identity-store.js';
-import { RedisIdentityStore } from './identity/redis-identity-store.js';
-import { ResilientIdentityStore } from './identity/resilient-identity-store.js';
 import { createLogger, logLineScrubber, secretScrubber } from './logger.js';
-import { LogMemoryStore } from './memory/log-memory-store.js';
 import { memoryCompactionJob } from './memory/memory-compaction-job.js';
 import type { MemoryStore } from './memory/memory-store.js';
-import { RedisMemoryStore } from './memory/redis-memory-store.js';
-import { ResilientMemoryStore } from './memory/resilient-memory-store.js';
 import { AgentMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
-import { isRedisConfigured, redisConnectionOptions } from './redis/redis-connection.js';
-import { RedisReachability } from './redis/redis-reachability.js';
 import { RedisSnapshot } from './redis/redis-snapshot.js';
-import { WriteAheadLog } from './redis/write-ahead-log.js';
+import { channelState, clusterLines, orUnavailable, providerState } from './status-text.js';
 import { UsageHistory } from './usage-history.js';
 import { readPackageVersion } from './version.js';
 
@@ -64,9 +50,6 @@ const CHANNEL_CHECK_EVERY_MS = 5000;
 /** How often the budget counters a Redis outage is enforced against are read. */
 const BUDGET_REFRESH_EVERY_MS = 10_000;
 
-/** How long an event claim outlives a server that died holding it. */
-const CLAIM_TTL_MS = 6000;
-
 export interface AgentDeps {
   logger?: Logger;
   /** Used instead of creating a client from `redis.url` (tests, shared connections). */
@@ -75,8 +58,15 @@ export interface AgentDeps {
   provider?: ChatProvider;
   /** Used instead of the adapters built from `channels` (tests). */
   adapters?: readonly ChannelAdapter[];
-  /** Secrets from Vault, re-read on a schedule: provider keys follow a rotation. */
+  /** Secrets from Vault, re-read on a schedule; each change is taken through `reloadConfig`. */
   secretSource?: VaultSecretSource;
+  /**
+   * Loads the config again as at start-up. With it, rotated secrets (Vault's, or `NAME_FILE` files
+   * rewritten in place) are taken without a restart: see `SecretRotation`.
+   */
+  reloadConfig?: () => Readonly<AgentConfig>;
+  /** How often `reloadConfig` runs on its own (for `NAME_FILE` secrets); 0: only on Vault changes. */
+  secretFilesCheckEveryMs?: number;
   now?: () => number;
 }
 
@@ -94,6 +84,8 @@ export interface Agent {
   readonly gateway: BuiltGateway['gateway'] | undefined;
   /** The Solana wallet, when `wallet.enabled`. */
   readonly wallet: Wallet | undefined;
+  /** Takes rotated secrets while running, when `reloadConfig` was given. */
+  readonly secrets: SecretRotation | undefined;
   /** Listens, and resolves with the HTTP channel's URL. */
   start(): Promise<string>;
   /** Stops taking work, finishes in-flight turns (up to `shutdown.graceMs`), flushes and closes. */
@@ -104,103 +96,39 @@ export interface Agent {
 export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps = {}): Promise<Agent> {
   const secretSource = deps.secretSource;
   const baseSecrets = collectSecrets(config);
-  // With Vault, a rotated secret (and the one it replaced) is scrubbed too.
+  // Set below once the parts exist; provider keys are read from its live config on every call.
+  const rotationTargets: SecretRotationTargets = {};
+  const rotation = deps.reloadConfig
+    ? new SecretRotation({ initial: config, reload: deps.reloadConfig, targets: rotationTargets })
+    : undefined;
+  // A rotated secret (and the one it replaced) is scrubbed too.
+  const rotatingSources = [...(secretSource ? [secretSource] : []), ...(rotation ? [rotation] : [])];
   const logger =
     deps.logger ??
     createLogger({
       level: config.log.level,
       secrets: baseSecrets,
-      ...(secretSource ? { scrub: rotatingScrubber(baseSecrets, secretSource, logLineScrubber) } : {}),
+      ...(rotatingSources.length > 0
+        ? { scrub: rotatingScrubber(baseSecrets, rotatingSources, logLineScrubber) }
+        : {}),
     });
   secretSource?.useLogger(logger.child({ component: 'vault' }));
+  rotation?.useLogger(logger.child({ component: 'secrets' }));
   const startedAt = Date.now();
   const version = readPackageVersion();
 
-  const ownsRedis = deps.redis === undefined && isRedisConfigured(config);
-  const redisOptions = redisConnectionOptions(config.redis);
-  const redis =
-    deps.redis ??
-    (redisOptions
-      ? new Redis({
-          ...redisOptions,
-          // Fail a request quickly while Redis is away rather than queueing it for minutes.
-          maxRetriesPerRequest: 2,
-          connectTimeout: 3000,
-        })
-      : undefined);
-  const nodeId = resolveNodeId(config.cluster);
-  // While Redis is unreachable, writes meant for it go to this node's write-ahead log first and
-  // are replayed when it returns; reads come from local mirrors of the shared state.
-  const reachability = redis ? new RedisReachability(redis, logger) : undefined;
-  // Once Redis counts as unreachable (logged once), each failed reconnect is only debug detail.
-  redis?.on('error', (error: Error) =>
-    logger[reachability?.reachable === false ? 'debug' : 'warn'](
-      { err: error.message },
-      'redis connection error',
-    ),
-  );
-  const wal = reachability
-    ? new WriteAheadLog({ dataDir: config.memory.dataDir, reachability, logger })
-    : undefined;
-  // With Redis, this process is one node of a cluster: connections a platform allows only once
-  // are held under leases, and `/status` lists the nodes.
-  const cluster = redis
-    ? new Cluster({
-        redis,
-        keyPrefix: config.redis.keyPrefix,
-        config: config.cluster,
-        node: nodeId,
-        version,
-        logger,
-        ...(reachability ? { reachability } : {}),
-        ...(config.http.authTokens[0] ? { meshToken: config.http.authTokens[0] } : {}),
-      })
-    : undefined;
-
-  const sharedMemory =
-    redis && wal && reachability
-      ? new ResilientMemoryStore({
-          inner: new RedisMemoryStore({
-            redis,
-            keyPrefix: config.redis.keyPrefix,
-            retainTurns: config.memory.retainTurns,
-            dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
-            // Renewed every third of this while the turn runs: after a crash, the other server may
-            // answer the event this soon (a stalled inbox job is handed over on the same scale).
-            claimTtlMs: CLAIM_TTL_MS,
-          }),
-          wal,
-          reachability,
-          mirrorTurns: config.context.maxTurns,
-          dedupeTtlMs: config.memory.dedupeTtlSeconds * 1000,
-          logger,
-          ...(deps.now ? { now: deps.now } : {}),
-        })
-      : undefined;
-  const memory: MemoryStore =
-    sharedMemory ??
-    new LogMemoryStore({
-      dataDir: config.memory.dataDir,
-      retainTurns: config.memory.retainTurns,
-      dedupeTtlSeconds: config.memory.dedupeTtlSeconds,
-      logger,
-      ...(deps.now ? { now: deps.now } : {}),
-    });
-
-  const sharedIdentityStore = redis
-    ? new RedisIdentityStore({ redis, keyPrefix: config.redis.keyPrefix })
-    : undefined;
-  const sharedIdentity =
-    sharedIdentityStore && wal && reachability
-      ? new ResilientIdentityStore({ inner: sharedIdentityStore, wal, reachability })
-      : undefined;
-  const identity: IdentityStore =
-    sharedIdentity ??
-    new LogIdentityStore({
-      dataDir: config.memory.dataDir,
-      logger,
-      ...(deps.now ? { now: deps.now } : {}),
-    });
+  const state = createAgentState(config, {
+    logger,
+    // Read per request: the HTTP channel (built later) holds the tokens, rotated ones too.
+    meshToken: () => http.meshToken,
+    version,
+    ...(deps.redis ? { redis: deps.redis } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const { nodeId, redis, ownsRedis, redisOptions, reachability, wal, cluster, memory, identity } = state;
+  const sharedMemory = state.shared?.memory;
+  const sharedIdentity = state.shared?.identity;
+  const sharedIdentityStore = state.shared?.identityStore;
 
   // Set once the platform channels exist: alerts reach the owners' chats through the outbox.
   let alertOwners: ((id: string, text: string) => Promise<void>) | undefined;
@@ -234,38 +162,11 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       `the ${period} ($${event.limitUsd}) ${passed}`,
     );
   };
-  const sharedCosts =
-    redis && wal && reachability
-      ? new ResilientCostGuard({
-          inner: new RedisCostGuard({
-            redis,
-            keyPrefix: config.redis.keyPrefix,
-            budgets: config.budgets,
-            onThreshold,
-            ...(deps.now ? { now: deps.now } : {}),
-          }),
-          redis,
-          keyPrefix: config.redis.keyPrefix,
-          wal,
-          reachability,
-          budgets: config.budgets,
-          // While Redis is away, each node that was up may spend only its share of what was left.
-          nodeShare: () => Math.max(1, cluster?.view().nodes.filter((n) => n.up).length ?? 1),
-          logger,
-          onThreshold,
-          ...(deps.now ? { now: deps.now } : {}),
-        })
-      : undefined;
-  const costs: MeteredCostGuard =
-    sharedCosts ??
-    new LocalCostGuard({
-      dataDir: config.memory.dataDir,
-      budgets: config.budgets,
-      logger,
-      onThreshold,
-      ...(deps.now ? { now: deps.now } : {}),
-    });
-
+  const { costs, shared: sharedCosts } = createCostGuard(config, state, {
+    logger,
+    onThreshold,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   const metrics = new AgentMetrics();
   // The dashboard's 24-hour chart: per node in memory, and the cluster's totals in Redis.
   const usage = new UsageHistory({
@@ -284,9 +185,8 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
   metrics.forwardTo(usage);
   const providerFetch = createProviderFetch();
   // The alert text goes to a chat: no configured secret may be in it.
-  const withoutSecrets = secretSource
-    ? rotatingScrubber(baseSecrets, secretSource)
-    : secretScrubber(baseSecrets);
+  const withoutSecrets =
+    rotatingSources.length > 0 ? rotatingScrubber(baseSecrets, rotatingSources) : secretScrubber(baseSecrets);
   const onJobAlert: JobAlert = (name, error, consecutiveFailures) => {
     logger.error({ job: name, err: error.message, consecutiveFailures }, 'maintenance job keeps failing');
     void incidents.notice(
@@ -330,9 +230,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
           keyPrefix: config.redis.keyPrefix,
           fetch: providerFetch.fetch,
           observer: metrics,
-          ...(secretSource
-            ? { apiKeyFor: (p: ProviderConfig) => vaultKeyGetter(secretSource, providerKeyEnvName(p.id)) }
-            : {}),
+          ...(rotation ? { apiKeyFor: (p: ProviderConfig) => () => rotation.providerKey(p.id) } : {}),
           ...(redis ? { redis } : {}),
           ...(deps.now ? { now: deps.now } : {}),
         })
@@ -493,18 +391,22 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
 
   const adapters: readonly ChannelAdapter[] =
     deps.adapters ??
-    channelFactories(config.channels, {
-      logger,
-      ...(redis
-        ? {
-            redis: {
-              client: redis,
-              keyPrefix: config.redis.keyPrefix,
-              ...(reachability ? { reachable: () => reachability.reachable } : {}),
-            },
-          }
-        : {}),
-    }).map((factory) => {
+    channelFactories(
+      config.channels,
+      {
+        logger,
+        ...(redis
+          ? {
+              redis: {
+                client: redis,
+                keyPrefix: config.redis.keyPrefix,
+                ...(reachability ? { reachable: () => reachability.reachable } : {}),
+              },
+            }
+          : {}),
+      },
+      () => rotation?.config.channels ?? config.channels,
+    ).map((factory) => {
       const adapter = factory.create();
       if (!cluster || !adapter.exclusiveConnection) return adapter;
       return new LeasedChannel({
@@ -571,26 +473,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         });
 
   if (channels && (config.alerts.notify.length > 0 || config.alerts.owners.length > 0)) {
-    const hub = channels;
-    alertOwners = async (id, text) => {
-      await Promise.all([
-        ...config.alerts.notify.map((target) =>
-          hub.notify(`${id}:${target.channel}:${target.conversation}`, target, text),
-        ),
-        // Each owner on the chat they were heard from last, whichever platform that is.
-        ...config.alerts.owners.map(async (account) => {
-          const split = account.indexOf(':');
-          const personId = await identity.resolve(account.slice(0, split), account.slice(split + 1));
-          const [latest] = await identity.addresses(personId);
-          if (latest) await hub.notify(`${id}:${account}`, latest.address, text);
-          else
-            logger.warn(
-              { owner: account },
-              'an owner has never written to the agent; the alert cannot reach them',
-            );
-        }),
-      ]);
-    };
+    alertOwners = ownerAlertDelivery({ hub: channels, identity, alerts: config.alerts, logger });
   }
 
   if (channels) {
@@ -695,6 +578,24 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     },
   });
 
+  rotationTargets.httpTokens = (tokens) => http.setAuthTokens(tokens);
+  if (channels) rotationTargets.channels = (c) => channels.renewSecrets(c);
+  if (wallet) rotationTargets.walletKey = (key) => wallet.renewKey(key);
+  if (rotation) {
+    const check = () => {
+      rotation.check().catch((error: unknown) => {
+        logger.error({ err: (error as Error).message }, 'secret rotation check failed');
+      });
+    };
+    secretSource?.on('changed', check);
+    if (deps.secretFilesCheckEveryMs)
+      scheduler.add({
+        name: 'secret-files-check',
+        everyMs: deps.secretFilesCheckEveryMs,
+        run: () => rotation.check().then(() => undefined),
+      });
+  }
+
   let stopping: Promise<void> | undefined;
   return {
     config,
@@ -707,6 +608,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     channels,
     gateway: built?.gateway,
     wallet,
+    secrets: rotation,
     async start() {
       secretSource?.start();
       // The snapshot first: the write-ahead records left by a previous process are newer.
@@ -772,42 +674,4 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       return stopping;
     },
   };
-}
-
-/** A part of `/api/status` that cannot be read now (Redis away) says so; the rest still shows. */
-async function orUnavailable<T>(read: Promise<T>): Promise<T | { unavailable: string }> {
-  try {
-    return await read;
-  } catch (error) {
-    return { unavailable: (error as Error).message };
-  }
-}
-
-function channelState(health: ChannelStatus): string {
-  if (health.state === 'failed') return `failed: ${health.lastError ?? ''}`;
-  if (health.role === 'standby') return 'standby (another node holds the connection)';
-  if (health.connected) return health.role === 'active' ? 'connected (held by this node)' : 'connected';
-  return health.lastError ? `disconnected: ${health.lastError}` : 'disconnected';
-}
-
-/** `/status` lines for the nodes and who holds which connection. */
-function clusterLines(view: ClusterView): { nodes: string; leases: string } {
-  const since = (ms: number) => new Date(ms).toISOString().slice(11, 19);
-  const nodes = view.nodes.map((n) => {
-    const state = n.up ? 'up' : n.stopped ? 'stopped' : `down since ${since(n.lastSeenAt)}Z`;
-    const mesh = n.mesh ? `, mesh ${n.mesh}` : '';
-    return `${n.node}${n.self ? ' (this node)' : ''} ${state}${mesh}`;
-  });
-  const leases = view.leases.map((l) =>
-    l.holder
-      ? `${l.name.replace(/^channel:/, '')} on ${l.holder.node} since ${since(l.holder.since)}Z`
-      : `${l.name.replace(/^channel:/, '')} unheld`,
-  );
-  return { nodes: nodes.join('; ') || view.node, leases: leases.join('; ') || 'none' };
-}
-
-function providerState(p: { breaker: string; cooldownUntil?: number; disabled?: string }): string {
-  if (p.disabled) return `disabled: ${p.disabled}`;
-  if (p.cooldownUntil) return `rate-limited until ${new Date(p.cooldownUntil).toISOString()}`;
-  return p.breaker === 'closed' ? 'healthy' : `circuit ${p.breaker}`;
 }

@@ -74,11 +74,14 @@ export class HttpChannel {
   readonly name = 'http';
   readonly app: FastifyInstance;
   private readonly state: ChannelHealth = { connected: false, consecutiveSendFailures: 0 };
-  private readonly isValidToken: (header: string | undefined) => boolean;
+  private isValidToken: (header: string | undefined) => boolean;
+  /** The bearer tokens the API accepts now: the config's, until a rotation replaces them. */
+  private authTokens: readonly string[];
   private readonly publicFiles: Map<string, { body: Buffer; type: string }>;
 
   constructor(private readonly options: HttpChannelOptions) {
-    this.isValidToken = createTokenCheck(options.config.authTokens);
+    this.authTokens = options.config.authTokens;
+    this.isValidToken = createTokenCheck(this.authTokens);
     this.publicFiles = loadPublicFiles();
     this.app = Fastify({
       loggerInstance: options.logger.child({ channel: 'http' }) as FastifyBaseLogger,
@@ -94,6 +97,23 @@ export class HttpChannel {
 
   health(): ChannelHealth {
     return { ...this.state };
+  }
+
+  /**
+   * Takes a rotated `HTTP_AUTH_TOKENS` list at once: a token left out of it is refused from the next
+   * request (rotate by adding the new token first, then removing the old). An API that had tokens
+   * never becomes open: an empty list is refused and the tokens in use stay.
+   */
+  setAuthTokens(tokens: readonly string[]): boolean {
+    if (tokens.length === 0 && this.authTokens.length > 0) return false;
+    this.authTokens = [...tokens];
+    this.isValidToken = createTokenCheck(this.authTokens);
+    return true;
+  }
+
+  /** The first accepted token: the one this node presents to its peers. */
+  get meshToken(): string | undefined {
+    return this.authTokens[0];
   }
 
   /** Resolves with the bound address once listening. */
@@ -159,7 +179,7 @@ export class HttpChannel {
           new AgentError('rate_limited', `rate limit exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`),
       });
       api.addHook('onRequest', async (request) => {
-        if (this.options.config.authTokens.length === 0) return;
+        if (this.authTokens.length === 0) return;
         if (!this.isValidToken(request.headers.authorization)) {
           throw new AgentError(
             'unauthorized',

@@ -71,8 +71,8 @@ export class Cluster {
       version: string;
       logger: Logger;
       reachability?: RedisReachability;
-      /** The bearer token the peers' HTTP channels accept, for the mesh requests. */
-      meshToken?: string;
+      /** The bearer token the peers' HTTP channels accept, for the mesh requests (read per request). */
+      meshToken?: () => string | undefined;
       fetch?: typeof fetch;
       now?: () => number;
     },

@@ -39,8 +39,11 @@ export interface OutageHoldsOptions {
   redisReachable: () => boolean;
   /** Whether this node holds `lease` now (it then cannot promise to leave it alone). */
   holds: (lease: string) => boolean;
-  /** The bearer token peers accept (the HTTP channel's first auth token), if they require one. */
-  token?: string;
+  /**
+   * The bearer token peers accept (the HTTP channel's first auth token), if they require one; read
+   * per request, so a token rotated through Vault is used from the next request.
+   */
+  token?: () => string | undefined;
   /** The lease TTL: a new process keeps out of every lease this long (see `blockedUntil`). */
   ttlMs: number;
   logger: Logger;
@@ -120,12 +123,13 @@ export class OutageHolds implements OutageHold {
   ): Promise<HoldAnswer> {
     if (!advertiseUrl) return { promised: false, reason: 'the peer has no advertiseUrl' };
     const doFetch = this.options.fetch ?? fetch;
+    const token = this.options.token?.();
     try {
       const response = await doFetch(new URL('/api/cluster/hold', advertiseUrl), {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
-          ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
         body: JSON.stringify({ lease, node: this.options.node, ms } satisfies HoldRequest),
         signal: AbortSignal.timeout(timeoutMs),

@@ -38,18 +38,14 @@ export function buildGateway(
   config: GatewayConfig,
   deps: BuildGatewayDeps,
 ): BuiltGateway {
-  const routes = providers.map(
-    (providerConfig, index) =>
-      new ProviderRoute(
-        createProvider(
-          providerConfig,
-          deps.fetch,
-          deps.apiKeyFor ? { getApiKey: deps.apiKeyFor(providerConfig) } : {},
-        ),
-        routeSettings(providerConfig, index),
-        config.breaker,
-      ),
-  );
+  const routes = providers.map((providerConfig, index) => {
+    const getApiKey = deps.apiKeyFor?.(providerConfig);
+    return new ProviderRoute(
+      createProvider(providerConfig, deps.fetch, getApiKey ? { getApiKey } : {}),
+      routeSettings(providerConfig, index, getApiKey),
+      config.breaker,
+    );
+  });
   for (const route of routes) {
     if (!route.settings.price) {
       deps.logger.warn(
@@ -88,8 +84,18 @@ export function buildGateway(
   };
 }
 
-export function routeSettings(config: ProviderConfig, index: number): RouteSettings {
+/**
+ * `getApiKey`: the provider's current key when it may rotate. The fingerprint follows it, so a
+ * provider disabled for a refused key is tried again once the key is rotated.
+ */
+export function routeSettings(
+  config: ProviderConfig,
+  index: number,
+  getApiKey?: () => string | undefined,
+): RouteSettings {
   const price = lookupPrice(config.model, config.price ? { providerPrice: config.price } : {});
+  let hashedKey: string | undefined;
+  let fingerprint = '';
   return {
     priority: config.priority ?? index,
     weight: config.weight,
@@ -97,13 +103,20 @@ export function routeSettings(config: ProviderConfig, index: number): RouteSetti
     tools: config.tools,
     streaming: config.streaming,
     ...(price ? { price } : {}),
-    fingerprint: credentialsFingerprint(config),
+    get fingerprint() {
+      const key = getApiKey?.() ?? config.apiKey ?? '';
+      if (key !== hashedKey) {
+        hashedKey = key;
+        fingerprint = credentialsFingerprint(config, key);
+      }
+      return fingerprint;
+    },
   };
 }
 
 /** A short hash of what identifies the credentials: a new key or endpoint gives a new fingerprint. */
-function credentialsFingerprint(config: ProviderConfig): string {
-  const parts = [config.kind, config.apiKey ?? '', 'baseURL' in config ? (config.baseURL ?? '') : ''];
+function credentialsFingerprint(config: ProviderConfig, apiKey: string): string {
+  const parts = [config.kind, apiKey, 'baseURL' in config ? (config.baseURL ?? '') : ''];
   if ('endpoint' in config) parts.push(String(config.endpoint));
   return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
 }

@@ -102,7 +102,7 @@ describe('keeping a lease through a Redis outage on the peers promise', () => {
       version: 'test',
       logger,
       reachability,
-      meshToken: TOKEN,
+      meshToken: () => TOKEN,
     });
     const app = fastify();
     const mesh = { blocked: false, close: () => app.close() };

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/core/config/load-config.js';
 import { providerSchema } from '../../../src/core/config/schema.js';
 import { isVaultError, VaultClient, type VaultError } from '../../../src/core/config/vault/vault-client.js';
-import { VaultSecretSource, vaultKeyGetter } from '../../../src/core/config/vault/vault-secret-source.js';
+import { VaultSecretSource } from '../../../src/core/config/vault/vault-secret-source.js';
 import { checkVault, loadVaultSecrets } from '../../../src/core/config/vault/vault-startup.js';
 import { createProvider } from '../../../src/providers/create-provider.js';
 import { startFakeAnthropic } from '../../fakes/fake-anthropic.js';
@@ -14,6 +14,7 @@ import { startFakeOpenAi } from '../../fakes/fake-openai.js';
 import { type FakeVault, startFakeVault } from '../../fakes/fake-vault.js';
 import { MAIN_JS, startAgentProcess } from '../../support/agent-process.js';
 import { freePort } from '../../support/free-port.js';
+import { until } from '../../support/until.js';
 
 const TOKEN = 'hvs.test-token-7d3f9a1c2b';
 const ROLE_ID = 'role-agent-prod-1b2c';
@@ -330,7 +331,7 @@ describe('Vault rotation without restart', () => {
         timeoutMs: 5000,
       }),
       undefined,
-      { getApiKey: vaultKeyGetter(s, 'OPENAI_API_KEY') },
+      { getApiKey: () => s.get('OPENAI_API_KEY') },
     );
     const ask = { messages: [{ role: 'user' as const, content: 'hi' }] };
 
@@ -370,7 +371,7 @@ describe('Vault rotation without restart', () => {
         timeoutMs: 5000,
       }),
       undefined,
-      { getApiKey: vaultKeyGetter(s, 'PROVIDER_AZ_API_KEY') },
+      { getApiKey: () => s.get('PROVIDER_AZ_API_KEY') },
     );
     const claude = createProvider(
       providerSchema.parse({
@@ -381,7 +382,7 @@ describe('Vault rotation without restart', () => {
         timeoutMs: 5000,
       }),
       undefined,
-      { getApiKey: vaultKeyGetter(s, 'ANTHROPIC_API_KEY') },
+      { getApiKey: () => s.get('ANTHROPIC_API_KEY') },
     );
     const ask = { messages: [{ role: 'user' as const, content: 'hi' }] };
     await azure.complete(ask);
@@ -440,7 +441,11 @@ describe('the built agent with Vault', () => {
     // Rotated in Vault: the running agent uses the new key within a refresh, without a restart,
     // and neither key ever reaches its log.
     fake.rotate('secret', 'agent/prod', 'OPENAI_API_KEY', KEY_V2);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await until(
+      () => agent.output.some((line) => line.includes('rotated secrets taken without a restart')),
+      10_000,
+      'the rotated key taken',
+    );
     const after = await fetch(`${agent.url}/api/conversations/v/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

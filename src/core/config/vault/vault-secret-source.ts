@@ -194,31 +194,28 @@ export class VaultSecretSource extends EventEmitter<VaultSecretSourceEvents> {
   }
 }
 
-/**
- * A scrubber (see `secretScrubber`) over `base` plus every value `source` has served, rebuilt
- * when the source changes, so a rotated key is redacted too (and the old one still is).
- */
-export function rotatingScrubber(
-  base: readonly string[],
-  source: Pick<VaultSecretSource, 'secretValues' | 'on'>,
-  make: (secrets: readonly string[]) => (text: string) => string = (secrets) => secretScrubber(secrets),
-): (text: string) => string {
-  const build = () => make([...base, ...source.secretValues()]);
-  let scrub = build();
-  source.on('changed', () => {
-    scrub = build();
-  });
-  return (text) => scrub(text);
+/** Where rotated secrets come from: Vault, or the config loaded again (`SecretRotation`). */
+export interface RotatingSecretValues {
+  /** Every value served so far, current and rotated out. */
+  secretValues(): string[];
+  on(event: 'changed', listener: () => void): unknown;
 }
 
 /**
- * The API key getter for a provider: Vault's current value of its env name
- * (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `PROVIDER_<ID>_API_KEY`), or undefined (then the
- * provider uses the key of its config) when Vault does not supply it.
+ * A scrubber (see `secretScrubber`) over `base` plus every value the sources have served, rebuilt
+ * when one changes, so a rotated key is redacted too (and the old one still is).
  */
-export function vaultKeyGetter(
-  source: Pick<VaultSecretSource, 'get'>,
-  envName: string,
-): () => string | undefined {
-  return () => source.get(envName);
+export function rotatingScrubber(
+  base: readonly string[],
+  sources: readonly RotatingSecretValues[],
+  make: (secrets: readonly string[]) => (text: string) => string = (secrets) => secretScrubber(secrets),
+): (text: string) => string {
+  const build = () => make([...new Set([...base, ...sources.flatMap((s) => s.secretValues())])]);
+  let scrub = build();
+  for (const source of sources) {
+    source.on('changed', () => {
+      scrub = build();
+    });
+  }
+  return (text) => scrub(text);
 }
