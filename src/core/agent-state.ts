@@ -70,6 +70,9 @@ export function createAgentState(config: Readonly<AgentConfig>, deps: AgentState
           // Fail a request quickly while Redis is away rather than queueing it for minutes.
           maxRetriesPerRequest: 2,
           connectTimeout: 3000,
+          // Commands issued in the same tick (a turn's reads and claim; its commit and cost
+          // settle) leave in one write.
+          enableAutoPipelining: true,
         })
       : undefined);
   const nodeId = resolveNodeId(config.cluster);

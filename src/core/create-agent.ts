@@ -658,6 +658,8 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         }
         await scheduler.stop();
         if (clusterJobs !== scheduler) await clusterJobs.stop();
+        // The last second of chart counts; not waited for long while Redis is away.
+        await Promise.race([usage.flush(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
         await http.stop();
         await built?.state.stop();
         await memory.close();

@@ -157,6 +157,7 @@ export class Pipeline {
     }
 
     const stopKeeping = memory.keepClaim(eventKey);
+    const settlements: Promise<void>[] = [];
     try {
       if (command) {
         const handler = this.commandsByName.get(command.name);
@@ -183,8 +184,11 @@ export class Pipeline {
         text,
         await historyRead,
         options,
+        settlements,
       );
-      await this.wrapMemory(() =>
+      // The reply is stored while the cost settles: one Redis round trip for both, and both are
+      // done before anyone sees the reply.
+      const stored = this.wrapMemory(() =>
         memory.commit({
           eventKey,
           reply: result.text,
@@ -198,6 +202,7 @@ export class Pipeline {
           },
         }),
       );
+      await Promise.all([stored, ...settlements]);
       return { text: result.text, duplicate: false, kind: 'agent', personId, providerId: result.providerId };
     } catch (error) {
       // Give the event back so the platform's (or the person's) retry is answered.
@@ -206,6 +211,8 @@ export class Pipeline {
       });
       throw error;
     } finally {
+      // A failed turn's earlier calls (tool rounds) still cost: settled before the error is seen.
+      await Promise.all(settlements);
       stopKeeping();
     }
   }
@@ -215,6 +222,8 @@ export class Pipeline {
     text: string,
     history: [Turn[], MemorySummary | undefined] | undefined,
     options: HandleOptions & { logger: Logger },
+    /** Where the gateway leaves the settling of each call's cost, for `process` to await. */
+    settlements: Promise<void>[],
   ): Promise<ChatResult> {
     const { context, tools } = this.options;
     const [turns, summary] = history ?? [[], undefined];
@@ -229,7 +238,11 @@ export class Pipeline {
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
       : AbortSignal.timeout(this.options.turnTimeoutMs);
     const provider = this.options.provider();
-    const call = { signal, meta: { personId: who.personId, channel: who.channel, logger: options.logger } };
+    const call = {
+      signal,
+      meta: { personId: who.personId, channel: who.channel, logger: options.logger },
+      settlements,
+    };
     for (let round = 1; ; round += 1) {
       const result = await this.callProvider(provider, request, call, options);
       if (!tools || !result.toolCalls?.length) return result;

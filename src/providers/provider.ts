@@ -62,6 +62,13 @@ export interface CallOptions {
    * turn's logger (carrying its `turn` id), for the gateway's lines about this call.
    */
   meta?: { personId?: string; channel?: string; logger?: Logger };
+  /**
+   * With it, the gateway returns as soon as the provider answered and pushes the settling of the
+   * call's cost here instead of waiting for it; the caller must await them before it answers, so a
+   * settled cost still precedes the reply. Lets a turn settle and store its reply in one Redis
+   * round trip instead of two.
+   */
+  settlements?: Promise<void>[];
 }
 
 export type ProviderKind = 'openai' | 'azure-openai' | 'anthropic' | 'gateway' | 'none';

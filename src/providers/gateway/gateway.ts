@@ -55,6 +55,8 @@ interface RequestContext {
   failures: string[];
   lastError?: unknown;
   meta: CallOptions['meta'];
+  /** The caller's, when it awaits the settling of costs itself (`CallOptions.settlements`). */
+  settlements: Promise<void>[] | undefined;
   /** The caller's logger for this request (the turn's, carrying `turn`), else the gateway's. */
   logger: Logger;
 }
@@ -248,6 +250,7 @@ export class Gateway implements ChatProvider {
       freeOnly: false,
       failures: [],
       meta: options.meta,
+      settlements: options.settlements,
       logger: options.meta?.logger ?? this.options.logger,
     };
   }
@@ -320,7 +323,7 @@ export class Gateway implements ChatProvider {
       });
       this.recordLatency(route, this.now() - started);
       ctx.logger.debug({ provider: route.id, ms: this.now() - started }, 'provider answered');
-      await this.settle(reservation, route, ctx.request, result, ctx.logger);
+      await this.settleOrDefer(ctx, this.settle(reservation, route, ctx.request, result, ctx.logger));
       return result;
     } catch (error) {
       await this.options.costGuard.release(reservation).catch(() => {});
@@ -419,7 +422,7 @@ export class Gateway implements ChatProvider {
           settleOutcome();
           accounted = true;
           ctx.logger.debug({ provider: route.id, ms: this.now() - started }, 'provider answered');
-          await this.settle(reservation, route, request, event.result, ctx.logger);
+          await this.settleOrDefer(ctx, this.settle(reservation, route, request, event.result, ctx.logger));
         }
         yield event;
       }
@@ -460,6 +463,12 @@ export class Gateway implements ChatProvider {
       if (error.scope !== 'provider') ctx.freeOnly = true;
       return undefined;
     }
+  }
+
+  /** Waits for a settle, or hands it to the caller that asked to await it itself. */
+  private async settleOrDefer(ctx: RequestContext, settling: Promise<void>): Promise<void> {
+    if (ctx.settlements) ctx.settlements.push(settling);
+    else await settling;
   }
 
   private async settle(
