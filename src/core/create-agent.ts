@@ -40,6 +40,7 @@ import type { MemoryStore } from './memory/memory-store.js';
 import { AgentMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { RedisSnapshot } from './redis/redis-snapshot.js';
+import { ReplayBeacon } from './redis/replay-beacon.js';
 import { channelState, clusterLines, orUnavailable, providerState } from './status-text.js';
 import { UsageHistory } from './usage-history.js';
 import { readPackageVersion } from './version.js';
@@ -434,12 +435,34 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       },
     });
   }
+  // After an outage, no node re-runs the jobs that were in flight before every write-ahead log
+  // has reached Redis.
+  const replayBeacon =
+    redis && reachability && wal
+      ? new ReplayBeacon({
+          redis,
+          keyPrefix: config.redis.keyPrefix,
+          node: nodeId,
+          reachability,
+          pending: () => wal.pendingCount,
+          logger,
+          ...(deps.now ? { now: deps.now } : {}),
+        })
+      : undefined;
   const queueDeps = {
     dataDir: config.memory.dataDir,
     keyPrefix: config.redis.keyPrefix,
     logger,
     ...(redisOptions ? { connection: redisOptions } : {}),
-    ...(reachability && redis ? { outage: { reachability, redis } } : {}),
+    ...(reachability && redis
+      ? {
+          outage: {
+            reachability,
+            redis,
+            ...(replayBeacon ? { replaying: () => replayBeacon.anyReplaying() } : {}),
+          },
+        }
+      : {}),
   };
   const outboxSettings = {
     concurrency: config.channels.outbox.concurrency,
@@ -617,6 +640,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       sharedMemory?.restorePending(pendingWrites);
       sharedIdentity?.restorePending(pendingWrites);
       sharedCosts?.restorePending(pendingWrites);
+      replayBeacon?.start();
       await memory.open();
       await costs.open();
       await identity.open();
@@ -665,6 +689,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
         await memory.close();
         await costs.close();
         await identity.close();
+        replayBeacon?.stop();
         await wal?.close();
         reachability?.close();
         await providerFetch.close();

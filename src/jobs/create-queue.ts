@@ -22,7 +22,12 @@ export function createQueue<T>(
      * Whether Redis answers now, and the agent's client: with `connection`, jobs go to a local log
      * while Redis does not answer.
      */
-    outage?: { reachability: RedisReachability; redis: Redis };
+    outage?: {
+      reachability: RedisReachability;
+      redis: Redis;
+      /** Whether a node still replays its write-ahead log (see `ReplayBeacon`). */
+      replaying?: () => Promise<boolean>;
+    };
   },
 ): DurableQueue<T> {
   const { dataDir, keyPrefix, logger, connection, outage, ...options } = deps;
@@ -44,6 +49,7 @@ export function createQueue<T>(
     reachability: outage.reachability,
     redis: outage.redis,
     markerPrefix: `${keyPrefix}:bull:${name}:taken`,
+    ...(outage.replaying ? { replaying: outage.replaying } : {}),
     logger,
   });
 }

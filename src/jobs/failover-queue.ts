@@ -23,6 +23,13 @@ export interface FailoverQueueOptions<T> {
    * Default 3000 ms.
    */
   resumeAfterMs?: number;
+  /**
+   * Whether some node still replays its write-ahead log to Redis: until none does, the worker
+   * keeps waiting (checked every `resumeAfterMs / 6`, for at most `maxReplayWaitMs`).
+   */
+  replaying?: () => Promise<boolean>;
+  /** Default 60 s: a replay that takes longer must not stop the queue for good. */
+  maxReplayWaitMs?: number;
   logger: Logger;
 }
 
@@ -47,6 +54,11 @@ export class FailoverQueue<T> implements DurableQueue<T> {
   private readonly takenLocally = new Set<string>();
   private announceRetry: NodeJS.Timeout | undefined;
   private resumeTimer: NodeJS.Timeout | undefined;
+  /**
+   * Closed from an outage until the worker may take jobs again: a BullMQ job that reaches the
+   * handler meanwhile (pausing a BullMQ worker does not stop a fetch already under way) waits here.
+   */
+  private gate: { opened: Promise<void>; open: () => void } | undefined;
 
   constructor(private readonly options: FailoverQueueOptions<T>) {
     this.name = options.shared.name;
@@ -62,16 +74,51 @@ export class FailoverQueue<T> implements DurableQueue<T> {
    */
   private readonly pauseShared = () => {
     clearTimeout(this.resumeTimer);
+    if (!this.gate) {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      this.gate = { opened, open };
+    }
     this.options.shared.pauseWorker();
   };
+
+  private resumeShared(): void {
+    this.gate?.open();
+    this.gate = undefined;
+    this.options.shared.resumeWorker();
+  }
 
   private readonly onRegained = () => {
     this.announceTaken();
     clearTimeout(this.resumeTimer);
-    this.resumeTimer = setTimeout(
-      () => this.options.shared.resumeWorker(),
-      this.options.resumeAfterMs ?? 3000,
-    );
+    const resumeAfterMs = this.options.resumeAfterMs ?? 3000;
+    const giveUpAt = Date.now() + resumeAfterMs + (this.options.maxReplayWaitMs ?? 60_000);
+    // A job in flight when Redis went away is re-run once it is back, on any node: that node must
+    // see what the outage's write-ahead logs hold (the turn answered, its event marked) first.
+    const resumeWhenReplayed = async () => {
+      const { replaying, logger } = this.options;
+      let waiting = false;
+      try {
+        waiting = (await replaying?.()) ?? false;
+      } catch (error) {
+        waiting = true; // Redis went away again: the next regain starts over.
+        logger.debug({ queue: this.name, err: (error as Error).message }, 'could not read the replay marks');
+      }
+      if (waiting && Date.now() < giveUpAt) {
+        this.resumeTimer = setTimeout(resumeWhenReplayed, Math.max(50, resumeAfterMs / 6));
+        this.resumeTimer.unref();
+        return;
+      }
+      if (waiting)
+        logger.warn(
+          { queue: this.name },
+          'a write-ahead replay is still running; the queue takes jobs again anyway',
+        );
+      this.resumeShared();
+    };
+    this.resumeTimer = setTimeout(resumeWhenReplayed, resumeAfterMs);
     this.resumeTimer.unref();
   };
 
@@ -134,6 +181,7 @@ export class FailoverQueue<T> implements DurableQueue<T> {
     // added again during it. The local log has it in hand or did it already, so the BullMQ copy,
     // run once Redis is back, is finished unrun on any node (no reply is sent twice).
     const sharedStarted = shared.start(async (job) => {
+      while (this.gate) await this.gate.opened;
       if (local.has(job.id) || (await this.options.redis.exists(this.markerKey(job.id))) === 1) {
         logger.info({ queue: this.name, job: job.id }, 'job already taken by the local log; skipped');
         return { done: true };
@@ -169,6 +217,9 @@ export class FailoverQueue<T> implements DurableQueue<T> {
     this.options.reachability.off('regained', this.onRegained);
     clearTimeout(this.announceRetry);
     clearTimeout(this.resumeTimer);
+    // A job held at the gate runs (or is cut off by the close) rather than hanging it.
+    this.gate?.open();
+    this.gate = undefined;
     // Both at once, so the local log is flushed and closed whatever BullMQ's close does.
     const [sharedClosed, localClosed] = await Promise.allSettled([shared.close(), local.close()]);
     if (localClosed.status === 'rejected') throw localClosed.reason;

@@ -56,7 +56,13 @@ function recorder(script: (job: QueuedJob<Data>) => JobResult | Promise<JobResul
 }
 
 /** A failover queue as `createQueue` builds it, with its two parts at hand. */
-function open(name: string, dataDir: string, reach = reachability, concurrency = timing.concurrency) {
+function open(
+  name: string,
+  dataDir: string,
+  reach = reachability,
+  concurrency = timing.concurrency,
+  replaying?: () => Promise<boolean>,
+) {
   const options = { ...timing, concurrency, logger };
   const shared = new BullMqDurableQueue<Data>({ name, connection, prefix: `${keyPrefix}:bull`, ...options });
   const local = new LocalDurableQueue<Data>({ name: `${name}-outage`, dataDir, ...options });
@@ -67,6 +73,7 @@ function open(name: string, dataDir: string, reach = reachability, concurrency =
     redis: client,
     markerPrefix: `${keyPrefix}:bull:${name}:taken`,
     resumeAfterMs: 200,
+    ...(replaying ? { replaying } : {}),
     logger,
   });
   return { shared, local, queue };
@@ -244,6 +251,38 @@ describe('failover queue', () => {
     await sleep(150);
     expect([...a.ran('telegram:9'), ...b.ran('telegram:9')].map((r) => r.data.n)).toEqual([1]);
     await nodeB.queue.close();
+  });
+
+  it('after Redis returns, takes no BullMQ job while a node still replays its write-ahead log', async () => {
+    const name = newName();
+    let replaying = false;
+    let asked = 0;
+    const node = open(name, newDataDir(), reachability, timing.concurrency, async () => {
+      asked += 1;
+      return replaying;
+    });
+    const r = recorder();
+    await node.queue.start(r.handler);
+    await redisDown();
+    replaying = true;
+    await redis.up();
+    redisIsDown = false;
+    await until(() => reachability.reachable);
+    await until(() =>
+      node.shared.pending().then(
+        () => true,
+        () => false,
+      ),
+    );
+    // A job in flight at the outage, re-run by BullMQ: it must wait for the replay.
+    await node.shared.add('telegram:stalled', { n: 1 });
+    await until(() => asked >= 2);
+    await sleep(300);
+    expect(r.ran('telegram:stalled')).toEqual([]);
+
+    replaying = false;
+    await until(() => r.ran('telegram:stalled').length === 1);
+    await node.queue.close();
   });
 
   it('keeps a local job not yet run across a restart, which starts and runs it with Redis still away', async () => {
