@@ -169,18 +169,18 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
     ...(deps.now ? { now: deps.now } : {}),
   });
   const metrics = new AgentMetrics();
+  /** The shared client as the parts that read Redis only while it answers take it. */
+  const sharedRedis = redis
+    ? {
+        client: redis,
+        keyPrefix: config.redis.keyPrefix,
+        ...(reachability ? { reachable: () => reachability.reachable } : {}),
+      }
+    : undefined;
   // The dashboard's 24-hour chart: per node in memory, and the cluster's totals in Redis.
   const usage = new UsageHistory({
     logger,
-    ...(redis
-      ? {
-          redis: {
-            client: redis,
-            keyPrefix: config.redis.keyPrefix,
-            ...(reachability ? { reachable: () => reachability.reachable } : {}),
-          },
-        }
-      : {}),
+    ...(sharedRedis ? { redis: sharedRedis } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   metrics.forwardTo(usage);
@@ -396,15 +396,7 @@ export async function createAgent(config: Readonly<AgentConfig>, deps: AgentDeps
       config.channels,
       {
         logger,
-        ...(redis
-          ? {
-              redis: {
-                client: redis,
-                keyPrefix: config.redis.keyPrefix,
-                ...(reachability ? { reachable: () => reachability.reachable } : {}),
-              },
-            }
-          : {}),
+        ...(sharedRedis ? { redis: sharedRedis } : {}),
       },
       () => rotation?.config.channels ?? config.channels,
     ).map((factory) => {
