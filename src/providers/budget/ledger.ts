@@ -1,5 +1,11 @@
 import type { BudgetConfig, BudgetLimits } from './budget-config.js';
-import type { BudgetScope, CostGuard, ReserveInput, SettleInput } from './cost-guard.js';
+import {
+  BudgetExceededError,
+  type BudgetScope,
+  type CostGuard,
+  type ReserveInput,
+  type SettleInput,
+} from './cost-guard.js';
 
 /**
  * What both cost guards share: period buckets, the counters one call is recorded in, money in
@@ -64,6 +70,16 @@ export interface CappedCounter extends LedgerCounter {
   dimension: BudgetScope;
   capMicros: number;
   warnAtMicros: number;
+}
+
+/** The refusal of a call that would take `counter` past its cap. */
+export function capReached(counter: CappedCounter): BudgetExceededError {
+  return new BudgetExceededError(
+    counter.dimension,
+    counter.period,
+    fromMicros(counter.capMicros),
+    counter.subject,
+  );
 }
 
 export function isCapped(counter: LedgerCounter): counter is CappedCounter {

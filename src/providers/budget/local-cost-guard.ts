@@ -2,18 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { AppendLog, rewriteLog } from '../../core/memory/append-log.js';
 import type { BudgetConfig } from './budget-config.js';
-import { BudgetExceededError, type Reservation, type ReserveInput, type SettleInput } from './cost-guard.js';
+import type { Reservation, ReserveInput, SettleInput } from './cost-guard.js';
 import {
   buildSnapshot,
   type CostGuardCommonOptions,
   type CostSnapshot,
   type CounterRow,
   cappedCounters,
+  capReached,
   checkActual,
   checkEstimate,
   DEFAULT_RESERVATION_TTL_MS,
   dayBucket,
-  fromMicros,
   type LedgerCounter,
   type LedgerDimension,
   ledgerCounters,
@@ -158,12 +158,7 @@ export class LocalCostGuard implements MeteredCostGuard {
       const state = this.counters.get(keyOf(counter));
       const used = (state?.usdMicros ?? 0) + (state?.reservedMicros ?? 0);
       if (used + amountMicros > counter.capMicros) {
-        throw new BudgetExceededError(
-          counter.dimension,
-          counter.period,
-          fromMicros(counter.capMicros),
-          counter.subject,
-        );
+        throw capReached(counter);
       }
     }
     const id = randomUUID();

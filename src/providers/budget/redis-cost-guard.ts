@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BudgetConfig } from './budget-config.js';
-import { BudgetExceededError, type Reservation, type ReserveInput, type SettleInput } from './cost-guard.js';
+import type { Reservation, ReserveInput, SettleInput } from './cost-guard.js';
 import {
   buildSnapshot,
   type CostGuardCommonOptions,
   type CostSnapshot,
   type CounterRow,
   cappedCounters,
+  capReached,
   checkActual,
   checkEstimate,
   DEFAULT_RESERVATION_TTL_MS,
   dayBucket,
-  fromMicros,
   GLOBAL_SUBJECT,
   type LedgerCounter,
   type LedgerDimension,
@@ -273,12 +273,7 @@ export class RedisCostGuard implements MeteredCostGuard {
     if (refused > 0) {
       const counter = capped[refused - 1];
       if (!counter) throw new Error(`cost reserve script returned an unknown counter ${refused}`);
-      throw new BudgetExceededError(
-        counter.dimension,
-        counter.period,
-        fromMicros(counter.capMicros),
-        counter.subject,
-      );
+      throw capReached(counter);
     }
     return { id, input, reservedAt: now };
   }

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { RedisReachability } from '../../core/redis/redis-reachability.js';
 import type { WalRecord, WriteAheadLog } from '../../core/redis/write-ahead-log.js';
 import type { BudgetConfig } from './budget-config.js';
-import { BudgetExceededError, type Reservation, type ReserveInput, type SettleInput } from './cost-guard.js';
+import type { Reservation, ReserveInput, SettleInput } from './cost-guard.js';
 import {
   buildSnapshot,
   type CappedCounter,
@@ -13,11 +13,11 @@ import {
   type CounterRow,
   type CounterValues,
   cappedCounters,
+  capReached,
   checkActual,
   checkEstimate,
   DEFAULT_RESERVATION_TTL_MS,
   dayBucket,
-  fromMicros,
   isCapped,
   type LedgerCounter,
   type LedgerDimension,
@@ -319,12 +319,7 @@ export class ResilientCostGuard implements MeteredCostGuard {
       const used =
         (outage.spent.get(key)?.values.usdMicros ?? 0) + (this.reserved.get(key)?.values.reservedMicros ?? 0);
       if (used + amountMicros > this.allowanceMicros(counter, outage.share)) {
-        throw new BudgetExceededError(
-          counter.dimension,
-          counter.period,
-          fromMicros(counter.capMicros),
-          counter.subject,
-        );
+        throw capReached(counter);
       }
     }
     const id = randomUUID();
