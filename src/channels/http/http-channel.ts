@@ -53,7 +53,7 @@ const PUBLIC_FILES: Record<string, string> = {
   '/dashboard.js': 'dashboard.js',
   '/dashboard.css': 'dashboard.css',
   '/api-token.js': 'api-token.js',
-  '/api-token.css': 'api-token.css',
+  '/common.css': 'common.css',
 };
 const CONTENT_TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
