@@ -55,6 +55,28 @@ describe('Telegram secret rotation', () => {
     return adapter;
   }
 
+  /** A webhook-mode adapter on its own fastify server (secret OLD_SECRET, grace 60 s), started. */
+  async function startWebhookAdapter(now: () => number) {
+    fake = await startFakeTelegram();
+    const { logger, logs } = capturingLogger();
+    const adapter = track(
+      createAdapter(
+        fake,
+        { mode: 'webhook', webhookSecret: OLD_SECRET, webhookPath: '/hooks/telegram' },
+        { logger, now, secretGraceMs: 60_000 },
+      ),
+    );
+    app = Fastify();
+    await app.register(adapter.webhook as NonNullable<TelegramAdapter['webhook']>);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hooks/telegram`;
+    const sink = new RecordingSink();
+    await adapter.start(sink, []);
+    await waitUntil(() => adapter.health().connected, 'getMe');
+    return { adapter, url, logs, sink };
+  }
+
   afterEach(async () => {
     await Promise.all(adapters.splice(0).map((a) => a.stop()));
     await app?.close();
@@ -225,24 +247,8 @@ describe('Telegram secret rotation', () => {
   });
 
   it('takes a rotated webhook secret: the new one and, within the grace period only, the old one', async () => {
-    fake = await startFakeTelegram();
     let clock = 1_000_000;
-    const { logger, logs } = capturingLogger();
-    const adapter = track(
-      createAdapter(
-        fake,
-        { mode: 'webhook', webhookSecret: OLD_SECRET, webhookPath: '/hooks/telegram' },
-        { logger, now: () => clock, secretGraceMs: 60_000 },
-      ),
-    );
-    app = Fastify();
-    await app.register(adapter.webhook as NonNullable<TelegramAdapter['webhook']>);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hooks/telegram`;
-    const sink = new RecordingSink();
-    await adapter.start(sink, []);
-    await waitUntil(() => adapter.health().connected, 'getMe');
+    const { adapter, url, logs, sink } = await startWebhookAdapter(() => clock);
     const deliver = (text: string, secret?: string) =>
       fake.deliverWebhook(url, fake.textUpdate(76, 76, text), secret).then((d) => d.status);
 
@@ -299,23 +305,8 @@ describe('Telegram secret rotation', () => {
   });
 
   it("does not extend the old webhook secret's grace when the same secret comes again", async () => {
-    fake = await startFakeTelegram();
     let clock = 5_000_000;
-    const { logger, logs } = capturingLogger();
-    const adapter = track(
-      createAdapter(
-        fake,
-        { mode: 'webhook', webhookSecret: OLD_SECRET, webhookPath: '/hooks/telegram' },
-        { logger, now: () => clock, secretGraceMs: 60_000 },
-      ),
-    );
-    app = Fastify();
-    await app.register(adapter.webhook as NonNullable<TelegramAdapter['webhook']>);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hooks/telegram`;
-    await adapter.start(new RecordingSink(), []);
-    await waitUntil(() => adapter.health().connected, 'getMe');
+    const { adapter, url, logs } = await startWebhookAdapter(() => clock);
     const status = async (secret: string) =>
       (await fake.deliverWebhook(url, fake.textUpdate(78, 78, 'x'), secret)).status;
 
