@@ -1,7 +1,5 @@
-import { ConfigError } from './config-error.js';
-import { isSecretEnvName } from './vault/vault-settings.js';
-
-const DEFAULT_REFRESH_MS = 60_000;
+import { ConfigError, type ConfigProblem } from './config-error.js';
+import { isSecretEnvName, millisecondsSetting } from './vault/vault-settings.js';
 
 /**
  * How often secrets from `NAME_FILE` files are read again, since a secret manager (Kubernetes,
@@ -13,19 +11,11 @@ export function secretFilesRefreshMs(env: NodeJS.ProcessEnv): number {
     (name) => name.endsWith('_FILE') && env[name] !== '' && isSecretEnvName(name.slice(0, -'_FILE'.length)),
   );
   if (!usesFiles) return 0;
-  const text = env.SECRET_FILES_REFRESH_MS;
-  if (text === undefined || text === '') return DEFAULT_REFRESH_MS;
-  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (Number.isNaN(value) || (value > 0 && value < 100)) {
-    throw new ConfigError([
-      {
-        key: 'SECRET_FILES_REFRESH_MS',
-        source: 'environment',
-        value: text,
-        problem: 'must be 0 (never) or a whole number of milliseconds of at least 100',
-        fix: `set SECRET_FILES_REFRESH_MS to e.g. ${DEFAULT_REFRESH_MS}, or unset it`,
-      },
-    ]);
-  }
-  return value;
+  const problems: ConfigProblem[] = [];
+  const everyMs = millisecondsSetting(env, 'SECRET_FILES_REFRESH_MS', 60_000, problems, {
+    min: 100,
+    zeroAllowed: true,
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return everyMs;
 }

@@ -96,8 +96,14 @@ export function readVaultSettings(
       "set VAULT_SECRET_PATH to the secret holding the agent's keys, e.g. agent/prod",
     );
   }
-  const refreshMs = integer(env, 'VAULT_REFRESH_MS', 60_000, problems, { min: 0, zeroAllowed: true });
-  const timeoutMs = integer(env, 'VAULT_TIMEOUT_MS', 5000, problems, { min: 100, zeroAllowed: false });
+  const refreshMs = millisecondsSetting(env, 'VAULT_REFRESH_MS', 60_000, problems, {
+    min: 0,
+    zeroAllowed: true,
+  });
+  const timeoutMs = millisecondsSetting(env, 'VAULT_TIMEOUT_MS', 5000, problems, {
+    min: 100,
+    zeroAllowed: false,
+  });
 
   if (problems.length > 0 || !auth || !path) throw new ConfigError(problems);
   return {
@@ -149,7 +155,11 @@ function secretValue(
   }
 }
 
-function integer(
+/**
+ * A duration in whole milliseconds from the environment variable `name` (unset or empty:
+ * `fallback`); a bad value is added to `problems`, naming the variable and the fix.
+ */
+export function millisecondsSetting(
   env: NodeJS.ProcessEnv,
   name: string,
   fallback: number,
