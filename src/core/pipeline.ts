@@ -7,6 +7,7 @@ import { buildContext, type ContextLimits, withSummary } from './context-window.
 import { AgentError, isAgentError } from './errors.js';
 import type { IdentityResolver } from './identity/identity-store.js';
 import type { InboundMessage, Reply } from './inbound-message.js';
+import { LinkedAbort } from './linked-abort.js';
 import type { MemoryStore, MemorySummary, Turn } from './memory/memory-store.js';
 import type { ToolContext, TurnTools } from './tools/turn-tools.js';
 
@@ -234,15 +235,27 @@ export class Pipeline {
       messages: buildContext(turns, text, system, context),
       ...(tools ? { tools: tools.definitions } : {}),
     };
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, AbortSignal.timeout(this.options.turnTimeoutMs)])
-      : AbortSignal.timeout(this.options.turnTimeoutMs);
+    const turnDeadline = new LinkedAbort(options.signal, this.options.turnTimeoutMs);
+    try {
+      return await this.callRounds(request, who, options, {
+        signal: turnDeadline.signal,
+        meta: { personId: who.personId, channel: who.channel, logger: options.logger },
+        settlements,
+      });
+    } finally {
+      turnDeadline.dispose();
+    }
+  }
+
+  /** Model calls until one answers without tool calls (or the rounds run out). */
+  private async callRounds(
+    request: ChatRequest,
+    who: ToolContext,
+    options: HandleOptions & { logger: Logger },
+    call: CallOptions,
+  ): Promise<ChatResult> {
+    const { tools } = this.options;
     const provider = this.options.provider();
-    const call = {
-      signal,
-      meta: { personId: who.personId, channel: who.channel, logger: options.logger },
-      settlements,
-    };
     for (let round = 1; ; round += 1) {
       const result = await this.callProvider(provider, request, call, options);
       if (!tools || !result.toolCalls?.length) return result;

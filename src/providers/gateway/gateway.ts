@@ -2,6 +2,7 @@ import { CircuitState } from 'cockatiel';
 import type { Logger } from 'pino';
 import { estimateTokens } from '../../core/context-window.js';
 import { AgentError } from '../../core/errors.js';
+import { LinkedAbort } from '../../core/linked-abort.js';
 import { type CostGuard, isBudgetExceededError, type Reservation } from '../budget/cost-guard.js';
 import type {
   CallOptions,
@@ -106,7 +107,9 @@ export class Gateway implements ChatProvider {
   }
 
   async complete(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
-    const { signal, deadlineAt } = this.deadline(options.signal);
+    // No timer of its own for the whole deadline: each attempt's timer stops at it.
+    const deadlineAt = this.now() + this.options.deadlineMs;
+    const outer = options.signal;
     const ctx = this.context(request, options);
     for (;;) {
       const candidates = this.candidates(ctx, false);
@@ -115,18 +118,31 @@ export class Gateway implements ChatProvider {
       try {
         const result =
           this.options.hedge.enabled && second
-            ? await this.hedged(first, second, ctx, signal, deadlineAt)
-            : await this.attemptOnce(first, ctx, signal, deadlineAt);
+            ? await this.hedged(first, second, ctx, outer, deadlineAt)
+            : await this.attemptOnce(first, ctx, outer, deadlineAt);
         if (result.finishReason === 'refusal' && this.refusalFailover(ctx, first)) continue;
         return result;
       } catch (error) {
-        if (signal.aborted) throw this.deadlineError(options.signal, ctx, error);
+        if (outer?.aborted || this.now() >= deadlineAt) throw this.deadlineError(outer, ctx, error);
       }
     }
   }
 
   async *stream(request: ChatRequest, options: CallOptions = {}): AsyncIterable<ChatStreamEvent> {
-    const { signal, deadlineAt } = this.deadline(options.signal);
+    const { deadline, deadlineAt } = this.deadline(options.signal);
+    try {
+      yield* this.streamWithin(request, options, deadline.signal, deadlineAt);
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  private async *streamWithin(
+    request: ChatRequest,
+    options: CallOptions,
+    signal: AbortSignal,
+    deadlineAt: number,
+  ): AsyncIterable<ChatStreamEvent> {
     const ctx = this.context(request, options);
     let text = '';
     const toolCalls: ToolCall[] = [];
@@ -189,14 +205,14 @@ export class Gateway implements ChatProvider {
     const shared = this.options.state.get(route.id);
     if (shared.disabled?.fingerprint === route.settings.fingerprint) return;
     const started = this.now();
-    const timeout = AbortSignal.timeout(this.options.attemptTimeoutMs);
+    const timeout = new LinkedAbort(signal, this.options.attemptTimeoutMs);
     try {
       // Through the breaker: when it is open and due, this probe is its half-open trial.
       await route.breaker.execute(async () => {
         try {
-          await route.provider.probe({ signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+          await route.provider.probe({ signal: timeout.signal });
         } catch (error) {
-          throw this.normalize(route, error, timeout, signal);
+          throw this.normalize(route, error, timeout.signal, signal);
         }
       });
       route.latency.record(this.now() - started);
@@ -204,6 +220,8 @@ export class Gateway implements ChatProvider {
     } catch (error) {
       if ((error as { name?: string }).name === 'BrokenCircuitError') return;
       route.recordError(this.now(), failureOf(error).failure, (error as Error).message);
+    } finally {
+      timeout.dispose();
     }
   }
 
@@ -255,10 +273,10 @@ export class Gateway implements ChatProvider {
     };
   }
 
-  private deadline(outer: AbortSignal | undefined): { signal: AbortSignal; deadlineAt: number } {
-    const timeout = AbortSignal.timeout(this.options.deadlineMs);
+  /** The whole request's deadline; the caller disposes of it when the request is over. */
+  private deadline(outer: AbortSignal | undefined): { deadline: LinkedAbort; deadlineAt: number } {
     return {
-      signal: outer ? AbortSignal.any([outer, timeout]) : timeout,
+      deadline: new LinkedAbort(outer, this.options.deadlineMs),
       deadlineAt: this.now() + this.options.deadlineMs,
     };
   }
@@ -295,18 +313,16 @@ export class Gateway implements ChatProvider {
   private async attemptOnce(
     route: ProviderRoute,
     ctx: RequestContext,
-    outer: AbortSignal,
+    outer: AbortSignal | undefined,
     deadlineAt: number,
   ): Promise<ChatResult> {
     ctx.tried.add(route.id);
     const reservation = await this.reserve(route, ctx);
     if (!reservation) throw new Error('budget');
-    const attempt = new AbortController();
-    const timer = setTimeout(
-      () => attempt.abort(),
+    const attempt = new LinkedAbort(
+      outer,
       Math.max(1, Math.min(this.options.attemptTimeoutMs, deadlineAt - this.now())),
     );
-    const signal = AbortSignal.any([outer, attempt.signal]);
     const started = this.now();
     route.recordRequest(started);
     this.observer.onRequest(route.id);
@@ -314,7 +330,7 @@ export class Gateway implements ChatProvider {
       const result = await route.breaker.execute(async () => {
         try {
           return await route.provider.complete(ctx.request, {
-            signal,
+            signal: attempt.signal,
             ...(ctx.meta ? { meta: ctx.meta } : {}),
           });
         } catch (error) {
@@ -330,7 +346,7 @@ export class Gateway implements ChatProvider {
       this.onFailure(route, error, ctx);
       throw error;
     } finally {
-      clearTimeout(timer);
+      attempt.dispose();
     }
   }
 
@@ -342,14 +358,15 @@ export class Gateway implements ChatProvider {
     first: ProviderRoute,
     second: ProviderRoute,
     ctx: RequestContext,
-    outer: AbortSignal,
+    outer: AbortSignal | undefined,
     deadlineAt: number,
   ): Promise<ChatResult> {
     const delay =
       this.options.hedge.delayMs ?? first.latency.percentile(95) ?? this.options.attemptTimeoutMs / 2;
-    const cancelFirst = new AbortController();
-    const cancelSecond = new AbortController();
-    const primary = this.attemptOnce(first, ctx, AbortSignal.any([outer, cancelFirst.signal]), deadlineAt);
+    const cancelFirst = new LinkedAbort(outer);
+    const cancelSecond = new LinkedAbort(outer);
+    const primary = this.attemptOnce(first, ctx, cancelFirst.signal, deadlineAt);
+    void primary.finally(() => cancelFirst.dispose()).catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     const hedgeDue = new Promise<'hedge'>((resolve) => {
       timer = setTimeout(() => resolve('hedge'), delay);
@@ -362,8 +379,12 @@ export class Gateway implements ChatProvider {
       hedgeDue,
     ]);
     clearTimeout(timer);
-    if (early !== 'hedge') return primary;
-    const backup = this.attemptOnce(second, ctx, AbortSignal.any([outer, cancelSecond.signal]), deadlineAt);
+    if (early !== 'hedge') {
+      cancelSecond.dispose();
+      return primary;
+    }
+    const backup = this.attemptOnce(second, ctx, cancelSecond.signal, deadlineAt);
+    void backup.finally(() => cancelSecond.dispose()).catch(() => {});
     try {
       const result = await Promise.any([
         primary.then((r) => ({ r, from: 'primary' as const })),
@@ -385,14 +406,9 @@ export class Gateway implements ChatProvider {
   ): AsyncIterable<ChatStreamEvent> {
     const reservation = await this.reserve(route, ctx);
     if (!reservation) throw new Error('budget');
-    const attempt = new AbortController();
     const remaining = Math.max(1, deadlineAt - this.now());
     // Armed until the first event, then re-armed after each one: a stream that stalls fails over.
-    let firstToken = setTimeout(
-      () => attempt.abort(),
-      Math.min(this.options.firstTokenDeadlineMs, remaining),
-    );
-    const signal = AbortSignal.any([outer, attempt.signal]);
+    const attempt = new LinkedAbort(outer, Math.min(this.options.firstTokenDeadlineMs, remaining));
     const started = this.now();
     route.recordRequest(started);
     this.observer.onRequest(route.id);
@@ -407,15 +423,14 @@ export class Gateway implements ChatProvider {
     let accounted = false;
     try {
       for await (const event of route.provider.stream(request, {
-        signal,
+        signal: attempt.signal,
         ...(ctx.meta ? { meta: ctx.meta } : {}),
       })) {
-        clearTimeout(firstToken);
         if (first) {
           first = false;
           this.recordLatency(route, this.now() - started);
         }
-        firstToken = setTimeout(() => attempt.abort(), this.options.firstTokenDeadlineMs);
+        attempt.restartTimer(this.options.firstTokenDeadlineMs);
         if (event.type === 'done') {
           // Settle before passing `done` on: the consumer stops iterating at `done`, so code
           // after this loop never runs for a stream that finished.
@@ -437,7 +452,7 @@ export class Gateway implements ChatProvider {
       this.onFailure(route, normalized, ctx);
       throw normalized;
     } finally {
-      clearTimeout(firstToken);
+      attempt.dispose();
       // A consumer that stops early (the person left) is not the provider's fault.
       settleOutcome();
       if (!accounted) await this.options.costGuard.release(reservation).catch(() => {});
