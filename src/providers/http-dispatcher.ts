@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
+import { BufferedResponse } from './buffered-response.js';
 
 type FetchInput = Parameters<typeof globalThis.fetch>[0];
 type FetchInit = Parameters<typeof globalThis.fetch>[1];
@@ -10,10 +11,10 @@ type FetchInit = Parameters<typeof globalThis.fetch>[1];
  * Two costs are avoided. The SDKs' default fetch opens and closes connections far more often,
  * which costs about two thirds of the throughput on a busy agent. And WHATWG fetch itself (body
  * streams, abort plumbing) costs about as much CPU per call as the rest of an agent turn, so calls
- * with a plain body go through undici's `request` and are wrapped in a standard `Response`:
- * JSON answers are read whole (they are small and bounded), server-sent event streams stay
- * streams. Anything else (form data, streamed uploads: no chat call sends them) takes Node's own
- * fetch, whose body types are the ones the SDKs build.
+ * with a plain body go through undici's `request`: answers that are not streams (small, bounded
+ * JSON) are read whole into a `BufferedResponse`, server-sent event streams stay streams in a
+ * standard `Response`. Anything else (form data, streamed uploads: no chat call sends them) takes
+ * Node's own fetch, whose body types are the ones the SDKs build.
  */
 export function createProviderFetch(): { fetch: typeof globalThis.fetch; close: () => Promise<void> } {
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256, pipelining: 1 });
@@ -25,28 +26,27 @@ export function createProviderFetch(): { fetch: typeof globalThis.fetch; close: 
     if (!plainBody || (typeof input !== 'string' && !(input instanceof URL)))
       return globalThis.fetch(input, init);
 
-    const response = await request(input, {
+    const url = String(input);
+    const response = await request(url, {
       dispatcher,
       method: (init?.method ?? 'GET') as 'GET',
       headers: plainHeaders(init?.headers),
       body: body ?? null,
       signal: init?.signal ?? null,
     });
+    const status = response.statusCode;
+    const contentType = response.headers['content-type'];
+    const isStream = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
+    if (!isStream) {
+      const bytes = new Uint8Array(await response.body.arrayBuffer());
+      return new BufferedResponse(status, response.headers, bytes, url) as unknown as Response;
+    }
     const headers = new Headers();
     for (const [name, value] of Object.entries(response.headers)) {
       if (Array.isArray(value)) for (const v of value) headers.append(name, v);
       else if (value !== undefined) headers.set(name, value);
     }
-    const status = response.statusCode;
-    if (status === 204 || status === 205 || status === 304) {
-      await response.body.dump();
-      return new Response(null, { status, headers });
-    }
-    const isStream = headers.get('content-type')?.startsWith('text/event-stream') ?? false;
-    const payload = isStream
-      ? (Readable.toWeb(response.body) as ReadableStream<Uint8Array>)
-      : new Uint8Array(await response.body.arrayBuffer());
-    return new Response(payload, { status, headers });
+    return new Response(Readable.toWeb(response.body) as ReadableStream<Uint8Array>, { status, headers });
   };
 
   return { fetch: fetch as typeof globalThis.fetch, close: () => dispatcher.close() };

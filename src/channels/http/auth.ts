@@ -1,11 +1,11 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /** Compares bearer tokens in constant time (hashing first makes the lengths equal). */
 export function createTokenCheck(tokens: readonly string[]): (header: string | undefined) => boolean {
-  const digests = tokens.map((t) => createHash('sha256').update(t).digest());
+  const digests = tokens.map((t) => hash('sha256', t, 'buffer'));
   return (header) => {
     if (!header?.startsWith('Bearer ')) return false;
-    const presented = createHash('sha256').update(header.slice('Bearer '.length).trim()).digest();
+    const presented = hash('sha256', header.slice('Bearer '.length).trim(), 'buffer');
     let ok = false;
     for (const digest of digests) ok = timingSafeEqual(digest, presented) || ok;
     return ok;
@@ -14,5 +14,5 @@ export function createTokenCheck(tokens: readonly string[]): (header: string | u
 
 /** A short stable id for a token, for rate-limit keys and logs, that does not reveal it. */
 export function tokenFingerprint(header: string): string {
-  return createHash('sha256').update(header).digest('hex').slice(0, 16);
+  return hash('sha256', header, 'hex').slice(0, 16);
 }

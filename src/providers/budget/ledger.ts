@@ -35,12 +35,29 @@ export function fromMicros(micros: number): number {
 
 /** `YYYY-MM-DD` of the UTC day holding `ms`. */
 export function dayBucket(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  return utcDayOf(ms).day;
 }
 
 /** `YYYY-MM` of the UTC month holding `ms`. */
 export function monthBucket(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 7);
+  return utcDayOf(ms).month;
+}
+
+/**
+ * The last UTC day asked about. A call looks up its buckets a dozen times (reserve, settle, each
+ * counter), nearly always for the same day; formatting a date each time was a visible share of
+ * the gateway's CPU.
+ */
+let lastDay = { startMs: 0, endMs: 0, day: '', month: '' };
+
+function utcDayOf(ms: number): typeof lastDay {
+  if (ms >= lastDay.startMs && ms < lastDay.endMs) return lastDay;
+  const iso = new Date(ms).toISOString();
+  const startMs = Date.UTC(Number(iso.slice(0, 4)), Number(iso.slice(5, 7)) - 1, Number(iso.slice(8, 10)));
+  const day = { startMs, endMs: startMs + 86_400_000, day: iso.slice(0, 10), month: iso.slice(0, 7) };
+  // Only days in the usual four-digit-year range are kept (toISOString differs outside it).
+  if (iso.length === 24) lastDay = day;
+  return day;
 }
 
 export function bucketOf(period: Period, ms: number): string {

@@ -62,6 +62,24 @@ describe('createProviderFetch', () => {
     expect(request?.headers?.['x-test']).toBe('yes');
   });
 
+  it('reads an answer once, as fetch does, and clone() gives a second reader before that', async () => {
+    const response = await fetch(`${base}/json`, { method: 'POST', body: '{}' });
+    expect(response.ok).toBe(false);
+    expect(response.url).toBe(`${base}/json`);
+    expect(response.bodyUsed).toBe(false);
+    const copy = response.clone();
+    expect(await response.text()).toBe('{"error":{"message":"slow down"}}');
+    expect(response.bodyUsed).toBe(true);
+    await expect(response.text()).rejects.toThrow(TypeError);
+    expect(() => response.clone()).toThrow(TypeError);
+    expect(await copy.json()).toEqual({ error: { message: 'slow down' } });
+    const names = [...response.headers.entries()].map(([name]) => name);
+    expect(names).toEqual([...names].sort());
+    expect(response.headers.get('Set-Cookie')).toBe('a=1, b=2');
+    expect(response.headers.has('content-type')).toBe(true);
+    expect(response.headers.get('x-missing')).toBeNull();
+  });
+
   it('answers 204 with no body', async () => {
     const response = await fetch(`${base}/empty`, { method: 'DELETE' });
     expect(response.status).toBe(204);
