@@ -39,10 +39,12 @@
  * BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_RATE (200),
  * BENCH_CASES (direct,healthy,status500,hang; also chat500: the primary fails chat completions
  * only and its health probe succeeds), BENCH_DATA_DIR (where the agent's data directory is made;
- * default the OS temp dir: every gateway reply waits for the cost ledger's fdatasync there, so
- * that disk's fsync latency is in every gateway figure, and /dev/shm takes it out),
- * BENCH_AGENT_NODE_ARGS (node arguments for the
- * agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"; the profile is written when the agent exits).
+ * default the OS temp dir: the cost ledger is appended and fdatasync'd there, in the background
+ * of the replies, and /dev/shm takes that disk out), BENCH_AGENT_NODE_ARGS (node arguments for the
+ * agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"; the profile is written when the agent exits),
+ * BENCH_COMPARE_MAIN (the dist/main.js of another build, e.g. an older commit's checkout: a second
+ * agent runs it beside this build's, and every gateway case is also measured through it, in the
+ * same runs, so the two builds are compared on the same minute of a noisy machine).
  */
 import os from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +83,8 @@ const CASES = (process.env.BENCH_CASES ?? DEFAULT_CASES.join(','))
   .filter((s) => s !== '');
 /** The agent's data directory (its cost ledger, fsync'd per reply) is made under this. */
 const DATA_PARENT = process.env.BENCH_DATA_DIR || os.tmpdir();
+/** Another build's dist/main.js to measure beside this one (see the header). */
+const COMPARE_MAIN = process.env.BENCH_COMPARE_MAIN;
 /** Extra node arguments for the agent, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`). */
 const AGENT_NODE_ARGS = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 /** No single request may hang a run: undici gives up on it after this long. */
@@ -162,7 +166,10 @@ async function startUpstreams(): Promise<Upstreams> {
  * test/support/agent-process.ts does (ready once it sends 'ready' over IPC), plus
  * BENCH_AGENT_NODE_ARGS on its command line: `--cpu-prof` is not allowed in NODE_OPTIONS.
  */
-async function startAgent(urls: UpstreamReady['upstreams']): Promise<{ handle: Child; url: string }> {
+async function startAgent(
+  urls: UpstreamReady['upstreams'],
+  mainJs: string = MAIN_JS,
+): Promise<{ handle: Child; url: string }> {
   const provider = (id: UpstreamName) => ({
     id,
     kind: 'openai',
@@ -184,7 +191,7 @@ async function startAgent(urls: UpstreamReady['upstreams']): Promise<{ handle: C
   // All of its output is kept: summarizeLog() counts every warning.
   const handle = spawnNode(
     'agent',
-    [...AGENT_NODE_ARGS, MAIN_JS, 'start'],
+    [...AGENT_NODE_ARGS, mainJs, 'start'],
     {
       PATH: process.env.PATH ?? '',
       LOCAL_LLM_PROBE: 'false',
@@ -382,6 +389,8 @@ interface BenchCase {
   fault?: FakeFaultSetting;
   /** Not one of the issue's cases: its figures are shown, not judged. */
   informational?: boolean;
+  /** The agent it goes through (gateway cases): its URL and process id. */
+  agent?: { url: string; pid: number | undefined };
 }
 
 interface CaseRun {
@@ -402,12 +411,11 @@ interface CaseResults {
   runs: CaseRun[];
 }
 
-async function runCase(
-  benchCase: BenchCase,
-  agentUrl: string,
-  upstreams: Upstreams,
-  pids: Pids,
-): Promise<CaseRun> {
+/** `pids` has no agent: the case's own (if it goes through one) is added. */
+async function runCase(benchCase: BenchCase, upstreams: Upstreams, processes: Pids): Promise<CaseRun> {
+  const agentUrl = benchCase.agent?.url ?? '';
+  const pids: Pids =
+    benchCase.agent?.pid !== undefined ? { ...processes, agent: benchCase.agent.pid } : processes;
   let openedInMs: number | undefined;
   if (benchCase.fault) {
     await upstreams.setFault('primary', benchCase.fault);
@@ -622,6 +630,48 @@ function summarizeLog(lines: readonly string[]): string[] {
   return [...counts].map(([message, n]) => `${String(n).padStart(5)} x ${message}`);
 }
 
+/** Every case, its gateway cases going through the agent at `agent` (labels get `suffix`). */
+function casesThrough(
+  agent: NonNullable<BenchCase['agent']>,
+  upstreams: Upstreams,
+  suffix = '',
+): Record<CaseKey, () => BenchCase> {
+  const viaGateway = `${agent.url}/v1/chat/completions`;
+  const gatewayCase = (
+    key: Exclude<CaseKey, 'direct'>,
+    label: string,
+    expectModel: string,
+    extra: Pick<BenchCase, 'fault' | 'informational'> = {},
+  ): BenchCase => ({
+    key,
+    label: `${label}${suffix}`,
+    target: completionTarget(`${key}${suffix}`, viaGateway, 'auto', expectModel),
+    agent,
+    ...extra,
+  });
+  return {
+    direct: () => ({
+      key: 'direct',
+      label: 'direct to upstream',
+      target: completionTarget('direct', `${upstreams.urls.primary.baseURL}/chat/completions`, MODEL, MODEL),
+    }),
+    healthy: () => gatewayCase('healthy', 'gateway, healthy', `primary/${MODEL}`),
+    status500: () =>
+      gatewayCase('status500', 'gateway, primary 500', `secondary/${MODEL}`, {
+        fault: { kind: 'status', status: 500, probes: true },
+      }),
+    hang: () =>
+      gatewayCase('hang', 'gateway, primary hangs', `secondary/${MODEL}`, {
+        fault: { kind: 'hang', probes: true },
+      }),
+    chat500: () =>
+      gatewayCase('chat500', 'gateway, primary 500 chat only', `secondary/${MODEL}`, {
+        fault: { kind: 'status', status: 500 },
+        informational: true,
+      }),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main.
 
@@ -635,46 +685,19 @@ async function main(): Promise<void> {
 
   const upstreams = await startUpstreams();
   const agent = await startAgent(upstreams.urls);
+  const compared = COMPARE_MAIN ? await startAgent(upstreams.urls, COMPARE_MAIN) : undefined;
+  if (compared) console.log(`compared with: ${COMPARE_MAIN} (cases marked "[compared]")`);
   const pids: Pids = { loadGenerator: process.pid };
   if (upstreams.handle.child.pid !== undefined) pids.upstreams = upstreams.handle.child.pid;
-  if (agent.handle.child.pid !== undefined) pids.agent = agent.handle.child.pid;
 
-  const viaGateway = `${agent.url}/v1/chat/completions`;
-  const all: Record<CaseKey, () => BenchCase> = {
-    direct: () => ({
-      key: 'direct',
-      label: 'direct to upstream',
-      target: completionTarget('direct', `${upstreams.urls.primary.baseURL}/chat/completions`, MODEL, MODEL),
-    }),
-    healthy: () => ({
-      key: 'healthy',
-      label: 'gateway, healthy',
-      target: completionTarget('healthy', viaGateway, 'auto', `primary/${MODEL}`),
-    }),
-    status500: () => ({
-      key: 'status500',
-      label: 'gateway, primary 500',
-      target: completionTarget('status500', viaGateway, 'auto', `secondary/${MODEL}`),
-      fault: { kind: 'status', status: 500, probes: true },
-    }),
-    hang: () => ({
-      key: 'hang',
-      label: 'gateway, primary hangs',
-      target: completionTarget('hang', viaGateway, 'auto', `secondary/${MODEL}`),
-      fault: { kind: 'hang', probes: true },
-    }),
-    chat500: () => ({
-      key: 'chat500',
-      label: 'gateway, primary 500 chat only',
-      target: completionTarget('chat500', viaGateway, 'auto', `secondary/${MODEL}`),
-      fault: { kind: 'status', status: 500 },
-      informational: true,
-    }),
-  };
-  const results: CaseResults[] = ALL_CASES.filter((key) => CASES.includes(key)).map((key) => ({
-    benchCase: all[key](),
-    runs: [],
-  }));
+  const all = casesThrough({ url: agent.url, pid: agent.handle.child.pid }, upstreams);
+  const twins = compared
+    ? casesThrough({ url: compared.url, pid: compared.handle.child.pid }, upstreams, ' [compared]')
+    : undefined;
+  const results: CaseResults[] = ALL_CASES.filter((key) => CASES.includes(key)).flatMap((key) => {
+    const own = { benchCase: all[key](), runs: [] };
+    return twins && key !== 'direct' ? [own, { benchCase: twins[key](), runs: [] }] : [own];
+  });
 
   // JIT warm-up of both paths (the failover path only differs in which upstream it picks).
   for (const result of results.filter((r) => !r.benchCase.fault)) {
@@ -684,7 +707,7 @@ async function main(): Promise<void> {
   // Runs interleave the cases, so a noisy minute on the machine hits all of them alike.
   for (let run = 1; run <= RUNS; run += 1) {
     for (const result of results) {
-      const caseRun = await runCase(result.benchCase, agent.url, upstreams, pids);
+      const caseRun = await runCase(result.benchCase, upstreams, pids);
       result.runs.push(caseRun);
       const { closed, open } = caseRun;
       const others = otherProcessesCpu(closed.cpu);
