@@ -65,6 +65,9 @@ export type RawHeaders = Record<string, string | string[] | undefined>;
 
 /** The read side of the fetch `Headers` interface, over headers already parsed. */
 export class ReadOnlyHeaders {
+  /** The name-value pairs in name order, built on first iteration (the SDKs iterate each answer's). */
+  private pairs: [string, string][] | undefined;
+
   constructor(private readonly raw: RawHeaders) {}
 
   get(name: string): string | null {
@@ -79,29 +82,37 @@ export class ReadOnlyHeaders {
 
   getSetCookie(): string[] {
     const value = this.raw['set-cookie'];
-    return value === undefined ? [] : Array.isArray(value) ? value : [value];
+    return value === undefined ? [] : Array.isArray(value) ? [...value] : [value];
   }
 
   forEach(callback: (value: string, name: string, headers: ReadOnlyHeaders) => void): void {
-    for (const [name, value] of this.entries()) callback(value, name, this);
+    for (const [name, value] of this.sorted()) callback(value, name, this);
   }
 
-  *entries(): IterableIterator<[string, string]> {
-    for (const name of Object.keys(this.raw).sort()) {
-      const value = this.get(name);
-      if (value !== null) yield [name, value];
-    }
+  entries(): IterableIterator<[string, string]> {
+    return this.sorted()[Symbol.iterator]();
   }
 
   *keys(): IterableIterator<string> {
-    for (const [name] of this.entries()) yield name;
+    for (const [name] of this.sorted()) yield name;
   }
 
   *values(): IterableIterator<string> {
-    for (const [, value] of this.entries()) yield value;
+    for (const [, value] of this.sorted()) yield value;
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
+  }
+
+  private sorted(): [string, string][] {
+    if (this.pairs) return this.pairs;
+    const pairs: [string, string][] = [];
+    for (const name of Object.keys(this.raw).sort()) {
+      const value = this.get(name);
+      if (value !== null) pairs.push([name, value]);
+    }
+    this.pairs = pairs;
+    return pairs;
   }
 }

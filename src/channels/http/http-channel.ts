@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../../core/config/schema.js';
 import { AgentError } from '../../core/errors.js';
+import { lazyChild } from '../../core/logger.js';
 import { type Pipeline, turnId } from '../../core/pipeline.js';
 import type { ChannelHealth } from '../channel-adapter.js';
 import { createTokenCheck, tokenFingerprint } from './auth.js';
@@ -88,6 +89,7 @@ export class HttpChannel {
       bodyLimit: options.config.bodyLimitBytes,
       // One log line per turn comes from the pipeline; a line per request would double it.
       logController: new LogController({ disableRequestLogging: true }),
+      childLoggerFactory: (logger, bindings, options) => lazyChild(logger as Logger, bindings, options),
       genReqId: () => randomUUID(),
       // Keep-alive clients (the web page, load balancers) reuse connections.
       keepAliveTimeout: 30_000,

@@ -139,6 +139,8 @@ export function cappedCounters(
   input: Pick<ReserveInput, 'providerId' | 'personId' | 'channel'>,
   at: number,
 ): CappedCounter[] {
+  // Most agents set no caps: then no counter is built just to be filtered out, on every call.
+  if (!config.global && !config.perPerson && !config.perProvider?.[input.providerId]) return [];
   return ledgerCounters(config, input, at).filter(isCapped);
 }
 
