@@ -22,7 +22,10 @@
  *
  * Environment knobs: BENCH_RUNS (3), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1),
  * BENCH_CONCURRENCY (16), BENCH_RATE (200), BENCH_TARGETS (baseline,log,redis),
- * BENCH_AGENT_NODE_OPTIONS (NODE_OPTIONS for the agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+ * BENCH_AGENT_NODE_OPTIONS (NODE_OPTIONS for the agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"),
+ * BENCH_COMPARE_MAIN (the dist/main.js of another build, e.g. an older commit's checkout: each
+ * agent target is also measured through an agent running it, in the same runs, marked
+ * "[compared]", so two builds are compared on the same minute of a noisy machine).
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -54,6 +57,8 @@ const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 16);
 const RATE = intEnv('BENCH_RATE', 200);
 const TARGETS = (process.env.BENCH_TARGETS ?? 'baseline,log,redis').split(',').map((s) => s.trim());
 const AGENT_NODE_OPTIONS = process.env.BENCH_AGENT_NODE_OPTIONS ?? '';
+/** Another build's dist/main.js to measure beside this one (see the header). */
+const COMPARE_MAIN = process.env.BENCH_COMPARE_MAIN;
 /** No single request may hang a run: undici gives up on it after this long. */
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Unmeasured load on each target before its first run, so JIT warm-up is not in any run. */
@@ -95,6 +100,7 @@ async function startFakeProvider(): Promise<{ handle: Child } & FakeProviderRead
 async function startAgent(
   name: string,
   env: Record<string, string>,
+  mainJs?: string,
 ): Promise<{ handle: Child; url: string }> {
   // The default limit (600 a minute per client) would answer most of the load with 429; the
   // limiter itself stays in the path, so its cost is measured.
@@ -110,6 +116,8 @@ async function startAgent(
       ...env,
     },
     20_000,
+    undefined,
+    mainJs,
   );
   return { handle: adopt(name, agent), url: agent.url };
 }
@@ -374,19 +382,29 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   if (TARGETS.includes('baseline')) targets.push(baselineTarget(fake.baseURL, basePids));
   const agentEnv = { OPENAI_BASE_URL: fake.baseURL, OPENAI_MODEL: 'fake-model' };
+  if (COMPARE_MAIN) console.log(`compared with: ${COMPARE_MAIN} (targets marked "[compared]")`);
+  const builds = [
+    { mainJs: undefined, suffix: '' },
+    ...(COMPARE_MAIN ? [{ mainJs: COMPARE_MAIN, suffix: ' [compared]' }] : []),
+  ];
   if (TARGETS.includes('log')) {
-    const agent = await startAgent('agent (log memory)', agentEnv);
-    targets.push(agentTarget('agent, log memory', agent.url, { ...basePids, agent: agent.handle.child.pid }));
+    for (const { mainJs, suffix } of builds) {
+      const agent = await startAgent(`agent (log memory)${suffix}`, agentEnv, mainJs);
+      const pids: Pids = { ...basePids, agent: agent.handle.child.pid };
+      targets.push(agentTarget(`agent, log memory${suffix}`, agent.url, pids));
+    }
   }
   if (TARGETS.includes('redis')) {
     const redis = stopAtCleanup(await startRedis());
-    const agent = await startAgent('agent (redis memory)', {
-      ...agentEnv,
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: `bench-${process.pid}`,
-    });
-    const pids: Pids = { ...basePids, agent: agent.handle.child.pid, redis: await redisPid(redis.url) };
-    targets.push(agentTarget('agent, redis memory', agent.url, pids));
+    for (const [i, { mainJs, suffix }] of builds.entries()) {
+      const agent = await startAgent(
+        `agent (redis memory)${suffix}`,
+        { ...agentEnv, REDIS_URL: redis.url, REDIS_KEY_PREFIX: `bench-${process.pid}-${i}` },
+        mainJs,
+      );
+      const pids: Pids = { ...basePids, agent: agent.handle.child.pid, redis: await redisPid(redis.url) };
+      targets.push(agentTarget(`agent, redis memory${suffix}`, agent.url, pids));
+    }
   }
   if (targets.length === 0) throw new Error(`BENCH_TARGETS="${TARGETS.join(',')}" names no target`);
 

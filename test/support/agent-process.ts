@@ -21,11 +21,13 @@ export async function startAgentProcess(
   timeoutMs = 15_000,
   /** Runs it inside a network namespace (`ip netns exec NAME`), listening on `host`. */
   netns?: { name: string; host: string },
+  /** Another build's dist/main.js (the benches' before-and-after comparisons). */
+  mainJs: string = MAIN_JS,
 ): Promise<AgentProcess> {
   const port = env.HTTP_PORT ?? String(await freePort());
   const [command, args] = netns
-    ? ['ip', ['netns', 'exec', netns.name, process.execPath, MAIN_JS, 'start']]
-    : [process.execPath, [MAIN_JS, 'start']];
+    ? ['ip', ['netns', 'exec', netns.name, process.execPath, mainJs, 'start']]
+    : [process.execPath, [mainJs, 'start']];
   const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? '', LOCAL_LLM_PROBE: 'false', ...env, HTTP_PORT: port },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
