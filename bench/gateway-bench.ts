@@ -391,6 +391,8 @@ interface BenchCase {
   informational?: boolean;
   /** The agent it goes through (gateway cases): its URL and process id. */
   agent?: { url: string; pid: number | undefined };
+  /** Measured through the other build (BENCH_COMPARE_MAIN): shown beside this build's, not judged. */
+  compared?: boolean;
 }
 
 interface CaseRun {
@@ -577,7 +579,7 @@ function report(results: CaseResults[]): string {
   lines.push('', `CPU during the throughput loop, ${coresNote()}, medians over runs`, cpu, '', 'Targets:');
   for (const result of results) {
     const { benchCase, runs: caseRuns } = result;
-    if (benchCase.key === 'direct') continue;
+    if (benchCase.key === 'direct' || benchCase.compared) continue;
     const added = median(addedP99(results, result));
     const when = !benchCase.fault
       ? 'healthy'
@@ -647,6 +649,7 @@ function casesThrough(
     label: `${label}${suffix}`,
     target: completionTarget(`${key}${suffix}`, viaGateway, 'auto', expectModel),
     agent,
+    ...(suffix ? { compared: true } : {}),
     ...extra,
   });
   return {
