@@ -7,6 +7,9 @@
  * Cases, each measured BENCH_RUNS times (runs interleave the cases; medians and every run are
  * printed):
  *   - direct: POST /v1/chat/completions straight to the primary fake upstream;
+ *   - bare hop (a reference, not judged): the same request through the least a Node hop through
+ *     the `openai` SDK does (bench/bare-hop-process.ts: fastify, the SDK, a keep-alive dispatcher;
+ *     nothing else), so what the gateway adds over any such hop shows in the same run;
  *   - gateway, healthy: the same request to the agent's POST /v1/chat/completions, which the
  *     gateway sends to the primary;
  *   - gateway, primary 500: the primary answers every request, health probes included, with 500;
@@ -32,12 +35,13 @@
  * primary receives health probes only.
  *
  * Processes: this one is the load generator only. Both fake upstreams run in one child process
- * (bench/fake-upstream-process.ts) and the agent runs as the built dist/main.js
+ * (bench/fake-upstream-process.ts), the bare hop in another (bench/bare-hop-process.ts), and the
+ * agent runs as the built dist/main.js
  * (started as startAgentProcess does) with LOG_LEVEL=warn and its own config file (AGENT_CONFIG).
  *
  * Environment knobs: BENCH_RUNS (3), BENCH_THROUGHPUT_SECONDS (3), BENCH_LATENCY_SECONDS (5),
  * BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_RATE (200),
- * BENCH_CASES (direct,healthy,status500,hang; also chat500: the primary fails chat completions
+ * BENCH_CASES (direct,barehop,healthy,status500,hang; also chat500: the primary fails chat completions
  * only and its health probe succeeds), BENCH_DATA_DIR (where the agent's data directory is made;
  * default the OS temp dir: the cost ledger is appended and fdatasync'd there, in the background
  * of the replies, and /dev/shm takes that disk out), BENCH_AGENT_NODE_ARGS (node arguments for the
@@ -54,6 +58,7 @@ import { request } from 'undici';
 import type { FakeFaultSetting } from '../test/fakes/fake-openai.js';
 import { MAIN_JS } from '../test/support/agent-process.js';
 import { freePort } from '../test/support/free-port.js';
+import type { BareHopReady } from './bare-hop-process.js';
 import type {
   UpstreamCommand,
   UpstreamCounts,
@@ -73,7 +78,7 @@ const LATENCY_SECONDS = intEnv('BENCH_LATENCY_SECONDS', 5);
 const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 1);
 const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 16);
 const RATE = intEnv('BENCH_RATE', 200);
-const DEFAULT_CASES = ['direct', 'healthy', 'status500', 'hang'] as const;
+const DEFAULT_CASES = ['direct', 'barehop', 'healthy', 'status500', 'hang'] as const;
 /** `chat500` (opt-in): the primary fails chat completions only, while its health probe succeeds. */
 const ALL_CASES = [...DEFAULT_CASES, 'chat500'] as const;
 type CaseKey = (typeof ALL_CASES)[number];
@@ -114,6 +119,21 @@ const TARGET_FAILOVER_RPS = 2000;
 // Processes.
 
 /** The fake upstreams' process, and a typed IPC client for it. */
+/** The bare hop's process (bench/bare-hop-process.ts) in front of the primary upstream. */
+async function startBareHop(primaryBaseURL: string): Promise<{ handle: Child; url: string }> {
+  const handle = spawnNode(
+    'bare hop',
+    [...process.execArgv, join(import.meta.dirname, 'bare-hop-process.ts'), primaryBaseURL],
+    { PATH: process.env.PATH ?? '' },
+  );
+  const { port } = await untilReady(
+    handle,
+    15_000,
+    (m): m is BareHopReady => typeof m === 'object' && m !== null && 'port' in m,
+  );
+  return { handle, url: `http://127.0.0.1:${port}` };
+}
+
 interface Upstreams {
   handle: Child;
   urls: UpstreamReady['upstreams'];
@@ -393,6 +413,8 @@ interface BenchCase {
   agent?: { url: string; pid: number | undefined };
   /** Measured through the other build (BENCH_COMPARE_MAIN): shown beside this build's, not judged. */
   compared?: boolean;
+  /** A reference hop that is not the agent (the bare hop): shown, not judged. */
+  reference?: boolean;
 }
 
 interface CaseRun {
@@ -546,7 +568,7 @@ function report(results: CaseResults[]): string {
     return values.length > 0 ? median(values) : undefined;
   };
   const cpu = table(
-    ['case', 'load gen', 'fake upstreams', 'agent', 'other processes', 'agent CPU per request'],
+    ['case', 'load gen', 'fake upstreams', 'agent / hop', 'other processes', 'its CPU per request'],
     results.map(({ benchCase, runs: caseRuns }) => {
       const others = caseRuns.map((r) => otherProcessesCpu(r.closed.cpu)).filter((v) => Number.isFinite(v));
       const agent = benchCase.key === 'direct' ? undefined : cpuOf(caseRuns, 'agent');
@@ -579,7 +601,7 @@ function report(results: CaseResults[]): string {
   lines.push('', `CPU during the throughput loop, ${coresNote()}, medians over runs`, cpu, '', 'Targets:');
   for (const result of results) {
     const { benchCase, runs: caseRuns } = result;
-    if (benchCase.key === 'direct' || benchCase.compared) continue;
+    if (benchCase.key === 'direct' || benchCase.compared || benchCase.reference) continue;
     const added = median(addedP99(results, result));
     const when = !benchCase.fault
       ? 'healthy'
@@ -636,11 +658,12 @@ function summarizeLog(lines: readonly string[]): string[] {
 function casesThrough(
   agent: NonNullable<BenchCase['agent']>,
   upstreams: Upstreams,
+  bareHop: NonNullable<BenchCase['agent']> | undefined,
   suffix = '',
 ): Record<CaseKey, () => BenchCase> {
   const viaGateway = `${agent.url}/v1/chat/completions`;
   const gatewayCase = (
-    key: Exclude<CaseKey, 'direct'>,
+    key: Exclude<CaseKey, 'direct' | 'barehop'>,
     label: string,
     expectModel: string,
     extra: Pick<BenchCase, 'fault' | 'informational'> = {},
@@ -657,6 +680,13 @@ function casesThrough(
       key: 'direct',
       label: 'direct to upstream',
       target: completionTarget('direct', `${upstreams.urls.primary.baseURL}/chat/completions`, MODEL, MODEL),
+    }),
+    barehop: () => ({
+      key: 'barehop',
+      label: 'bare hop: fastify + openai SDK',
+      target: completionTarget('barehop', `${bareHop?.url}/v1/chat/completions`, MODEL, MODEL),
+      ...(bareHop ? { agent: bareHop } : {}),
+      reference: true,
     }),
     healthy: () => gatewayCase('healthy', 'gateway, healthy', `primary/${MODEL}`),
     status500: () =>
@@ -693,13 +723,16 @@ async function main(): Promise<void> {
   const pids: Pids = { loadGenerator: process.pid };
   if (upstreams.handle.child.pid !== undefined) pids.upstreams = upstreams.handle.child.pid;
 
-  const all = casesThrough({ url: agent.url, pid: agent.handle.child.pid }, upstreams);
+  const hop = CASES.includes('barehop') ? await startBareHop(upstreams.urls.primary.baseURL) : undefined;
+  const bareHop = hop ? { url: hop.url, pid: hop.handle.child.pid } : undefined;
+  const all = casesThrough({ url: agent.url, pid: agent.handle.child.pid }, upstreams, bareHop);
   const twins = compared
-    ? casesThrough({ url: compared.url, pid: compared.handle.child.pid }, upstreams, ' [compared]')
+    ? casesThrough({ url: compared.url, pid: compared.handle.child.pid }, upstreams, bareHop, ' [compared]')
     : undefined;
   const results: CaseResults[] = ALL_CASES.filter((key) => CASES.includes(key)).flatMap((key) => {
     const own = { benchCase: all[key](), runs: [] };
-    return twins && key !== 'direct' ? [own, { benchCase: twins[key](), runs: [] }] : [own];
+    const twin = twins && key !== 'direct' && key !== 'barehop';
+    return twin ? [own, { benchCase: twins[key](), runs: [] }] : [own];
   });
 
   // JIT warm-up of both paths (the failover path only differs in which upstream it picks).
