@@ -13,6 +13,7 @@ import {
   Routes,
 } from 'discord.js';
 import type { Logger } from 'pino';
+import { secretScrubber } from '../../core/logger.js';
 import { sleep } from '../backoff.js';
 import {
   type ChannelAdapter,
@@ -39,7 +40,6 @@ import {
   messageEvent,
 } from './discord-inbound.js';
 import { replyMessages } from './discord-outgoing.js';
-import { redactSecrets } from './discord-redact.js';
 import { toSendError } from './discord-send-error.js';
 
 export interface DiscordAdapterOptions {
@@ -617,7 +617,7 @@ export class DiscordAdapter implements ChannelAdapter {
 
   /** An error's text with every token this adapter held masked. */
   private errorText(error: unknown): string {
-    return redactSecrets(error instanceof Error ? error.message : String(error), this.heldTokens);
+    return secretScrubber([...this.heldTokens])(error instanceof Error ? error.message : String(error));
   }
 
   private track(promise: Promise<unknown>): void {

@@ -1,6 +1,7 @@
 import type { Logger as SlackLogger, webApi } from '@slack/bolt';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
+import { secretScrubber } from '../../core/logger.js';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import {
   type ChannelAdapter,
@@ -28,7 +29,6 @@ import { postedParts, replyMetadata } from './slack-posted-parts.js';
 import {
   changedSecrets,
   changedSettings,
-  redacted,
   SlackRenewError,
   type SlackSecretName,
   type SlackSecrets,
@@ -308,7 +308,7 @@ export class SlackAdapter implements ChannelAdapter {
   }
 
   private appTokenError(error: unknown, appToken: string): SlackRenewError {
-    const secrets = [appToken, this.secrets.appToken, this.secrets.botToken];
+    const scrub = secretScrubber([appToken, this.secrets.appToken ?? '', this.secrets.botToken]);
     if (isBadConfigError(error)) {
       return new SlackRenewError(
         'slack_app_token_refused',
@@ -319,7 +319,7 @@ export class SlackAdapter implements ChannelAdapter {
     return new SlackRenewError(
       'slack_app_token_unverified',
       'appToken',
-      `could not connect with the new app token (${redacted(message(error), secrets)}); still connected with the previous one`,
+      `could not connect with the new app token (${scrub(message(error))}); still connected with the previous one`,
     );
   }
 

@@ -73,10 +73,3 @@ export function isSlackRenewError(error: unknown): error is SlackRenewError {
     (error as { isSlackRenewError?: unknown }).isSlackRenewError === true
   );
 }
-
-/** `text` with every occurrence of the given secrets masked, for messages built from library errors. */
-export function redacted(text: string, secrets: readonly (string | undefined)[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret) out = out.split(secret).join('[redacted]');
-  return out;
-}
