@@ -79,6 +79,20 @@ async function startEcho(): Promise<{ run: Started; sink: EchoSink }> {
   return { run: started, sink };
 }
 
+/**
+ * An echo adapter connected with the fake's token that has handed on one message ('before'):
+ * the starting point of a rotation. `run` is set for the cleanup.
+ */
+async function startAfterFirstMessage() {
+  const started = await startEcho();
+  run = started.run;
+  const dm = fake.dmChannelFor(USER);
+  const oldToken = fake.token;
+  const m1 = fake.sendMessageCreate({ channelId: dm, authorId: USER, content: 'before' });
+  await eventually(() => expect(started.sink.events.map((e) => e.eventId)).toEqual([m1]));
+  return { run: started.run, sink: started.sink, dm, oldToken, m1 };
+}
+
 function expectNoTokenIn(logs: LogLine[], health: unknown, tokens: string[]): void {
   const text = JSON.stringify(logs) + JSON.stringify(health);
   for (const token of tokens) expect(text).not.toContain(token);
@@ -86,14 +100,8 @@ function expectNoTokenIn(logs: LogLine[], health: unknown, tokens: string[]): vo
 
 describe('discord bot token rotation (renewSecrets)', () => {
   it('moves a connected session to the new token: nothing posted around the switch is lost or handed on twice', async () => {
-    const started = await startEcho();
-    run = started.run;
-    const { sink } = started;
-    const dm = fake.dmChannelFor(USER);
-    const oldToken = fake.token;
-
-    const m1 = fake.sendMessageCreate({ channelId: dm, authorId: USER, content: 'before' });
-    await eventually(() => expect(sink.events.map((e) => e.eventId)).toEqual([m1]));
+    const { run: started, sink, dm, oldToken, m1 } = await startAfterFirstMessage();
+    run = started;
     await eventually(() => expect(fake.sent.map((m) => m.content)).toEqual(['echo: before']));
 
     fake.acceptToken(NEW_TOKEN);
@@ -146,13 +154,8 @@ describe('discord bot token rotation (renewSecrets)', () => {
   });
 
   it('recovers with the new token after Discord revoked the old one first, reading back the gap', async () => {
-    const started = await startEcho();
-    run = started.run;
-    const { sink } = started;
-    const dm = fake.dmChannelFor(USER);
-    const oldToken = fake.token;
-    const m1 = fake.sendMessageCreate({ channelId: dm, authorId: USER, content: 'before' });
-    await eventually(() => expect(sink.events.map((e) => e.eventId)).toEqual([m1]));
+    const { run: started, sink, dm, oldToken, m1 } = await startAfterFirstMessage();
+    run = started;
 
     // The token is reset before the agent has the new one: the session closes with 4004 and
     // logins with the old token fail.
