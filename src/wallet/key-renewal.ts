@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { oneAtATime } from '../core/one-at-a-time.js';
 import type { Ed25519Signer } from './keys/ed25519-signer.js';
 import { keySourceOf, loadWalletSigner } from './keys/key-source.js';
 import type { RenewableSigner } from './keys/renewable-signer.js';
@@ -51,7 +52,6 @@ export function keyRenewal(
   const load = options.load ?? ((key) => loadWalletSigner(keySourceOf(key)));
   const fingerprint = keyFingerprint();
   let inUse = fingerprint(options.key);
-  let queue: Promise<unknown> = Promise.resolve();
 
   const renew = async (key: Readonly<WalletKeyConfig>): Promise<RenewKeyResult> => {
     const next = fingerprint(key);
@@ -89,11 +89,7 @@ export function keyRenewal(
     return { outcome: 'renewed' };
   };
 
-  return (key) => {
-    const run = queue.then(() => renew(key));
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  return oneAtATime(renew);
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Logger as SlackLogger, webApi } from '@slack/bolt';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { secretScrubber } from '../../core/logger.js';
+import { oneAtATime } from '../../core/one-at-a-time.js';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import {
   type ChannelAdapter,
@@ -94,7 +95,7 @@ export class SlackAdapter implements ChannelAdapter {
   /** The secret values in use, to tell a rotation from a repeat of the same configuration. */
   private readonly secrets: SlackSecrets;
   /** Renewals run one at a time: two overlapping ones could each replace the other's socket. */
-  private renewal: Promise<void> = Promise.resolve();
+  private readonly renewOneAtATime = oneAtATime((next: SlackConfig) => this.renew(next));
   /** The connect attempt in flight (or the last one), which an app token switch waits out. */
   private connection: Promise<void> | undefined;
   /** The other settings last reported as needing a restart, so each change is logged once. */
@@ -229,9 +230,7 @@ export class SlackAdapter implements ChannelAdapter {
   async renewSecrets(channels: ChannelsConfig): Promise<void> {
     const next = channels.slack;
     if (next === undefined) return;
-    const run = this.renewal.then(() => this.renew(next));
-    this.renewal = run.catch(() => {});
-    return run;
+    return this.renewOneAtATime(next);
   }
 
   private async renew(next: Readonly<SlackConfig>): Promise<void> {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Bot } from 'grammy';
 import type { Logger } from 'pino';
+import { oneAtATime } from '../../core/one-at-a-time.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, sleep } from '../backoff.js';
 import {
   type ChannelAdapter,
@@ -85,7 +86,9 @@ export class TelegramAdapter implements ChannelAdapter {
   private running: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   /** Rotations, one after the other. */
-  private renewal: Promise<void> = Promise.resolve();
+  private readonly renewOneAtATime = oneAtATime((config: TelegramConfig | undefined) =>
+    this.takeSecrets(config),
+  );
   /** Set while a token switch stops the poller: the poll loop starts again once it resolves. */
   private switchingToken: Promise<void> | undefined;
   /** Ends the back-off wait in progress, if any. */
@@ -218,9 +221,7 @@ export class TelegramAdapter implements ChannelAdapter {
    * and with it the last update tried, is kept. So no update is lost or handed over twice.
    */
   renewSecrets(channels: ChannelsConfig): Promise<void> {
-    const renewed = this.renewal.then(() => this.takeSecrets(channels.telegram));
-    this.renewal = renewed.catch(() => undefined);
-    return renewed;
+    return this.renewOneAtATime(channels.telegram);
   }
 
   private async takeSecrets(config: TelegramConfig | undefined): Promise<void> {
