@@ -1,7 +1,18 @@
 /**
- * An abort signal for one unit of work (a turn, a provider call, a probe): it aborts when its
- * parent does, when its own time runs out, or when `abort()` is called, and `dispose()` lets go
- * of the parent and the timer the moment the work is over.
+ * What a parent signal must offer: a native `AbortSignal`, or the `abort-controller` polyfill's
+ * signals grammy hands its transformers (which `AbortSignal.any` refuses).
+ */
+export interface SignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * An abort signal for one unit of work (a turn, a provider call, a probe, a Bot API request): it
+ * aborts when one of its parents does, when its own time runs out, or when `abort()` is called,
+ * and `dispose()` lets go of the parents and the timer the moment the work is over.
  *
  * Why not `AbortSignal.timeout` and `AbortSignal.any`: a timeout signal stays reachable from its
  * timer until the timer fires, and with it every listener added to it or to a signal combined
@@ -14,24 +25,25 @@
 export class LinkedAbort {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
-  private readonly parent: AbortSignal | undefined;
-  private readonly onParentAbort: (() => void) | undefined;
-  /** True once aborted by its own timer or `abort()`, not by the parent. */
-  private selfAborted = false;
+  private readonly parents: SignalLike[] = [];
+  private readonly onParentAbort = (): void => {
+    this.stop(this.parents.find((parent) => parent.aborted)?.reason);
+  };
 
   /**
-   * @param parent aborts this one too; already aborted, this starts aborted.
+   * @param parents abort this one too (undefined ones are skipped); one already aborted makes
+   *   this one start aborted, with its reason.
    * @param timeoutMs aborts this one with a `TimeoutError` after that long; none when undefined.
    */
-  constructor(parent?: AbortSignal, timeoutMs?: number) {
-    if (parent?.aborted) {
-      this.controller.abort(parent.reason);
-      return;
-    }
-    if (parent) {
-      this.parent = parent;
-      this.onParentAbort = () => this.stop(parent.reason);
-      parent.addEventListener('abort', this.onParentAbort, { once: true });
+  constructor(parents: readonly (SignalLike | undefined)[] = [], timeoutMs?: number) {
+    for (const parent of parents) {
+      if (parent === undefined) continue;
+      if (parent.aborted) {
+        this.stop(parent.reason);
+        return;
+      }
+      this.parents.push(parent);
+      parent.addEventListener('abort', this.onParentAbort);
     }
     if (timeoutMs !== undefined) this.restartTimer(timeoutMs);
   }
@@ -40,15 +52,8 @@ export class LinkedAbort {
     return this.controller.signal;
   }
 
-  /** Whether this one aborted by its own timer or `abort()`, rather than by its parent. */
-  get aborted(): boolean {
-    return this.selfAborted;
-  }
-
-  /** Aborts now (e.g. the losing half of a hedged call); the parent is not touched. */
+  /** Aborts now (e.g. the losing half of a hedged call); the parents are not touched. */
   abort(reason?: unknown): void {
-    if (this.controller.signal.aborted) return;
-    this.selfAborted = true;
     this.stop(reason ?? new DOMException('This operation was aborted', 'AbortError'));
   }
 
@@ -56,17 +61,20 @@ export class LinkedAbort {
   restartTimer(timeoutMs: number): void {
     if (this.controller.signal.aborted) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.selfAborted = true;
-      this.stop(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
-    }, timeoutMs);
+    this.timer = setTimeout(
+      () => this.stop(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      timeoutMs,
+    );
+    // A deadline is no reason to keep the process running.
+    this.timer.unref();
   }
 
-  /** Stops the timer and stops listening to the parent; the signal keeps its state. */
+  /** Stops the timer and stops listening to the parents; the signal keeps its state. */
   dispose(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.onParentAbort) this.parent?.removeEventListener('abort', this.onParentAbort);
+    for (const parent of this.parents) parent.removeEventListener('abort', this.onParentAbort);
+    this.parents.length = 0;
   }
 
   private stop(reason: unknown): void {

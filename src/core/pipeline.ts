@@ -235,7 +235,7 @@ export class Pipeline {
       messages: buildContext(turns, text, system, context),
       ...(tools ? { tools: tools.definitions } : {}),
     };
-    const turnDeadline = new LinkedAbort(options.signal, this.options.turnTimeoutMs);
+    const turnDeadline = new LinkedAbort([options.signal], this.options.turnTimeoutMs);
     try {
       return await this.callRounds(request, who, options, {
         signal: turnDeadline.signal,

@@ -1,6 +1,7 @@
 import type { Transformer } from 'grammy';
+import { LinkedAbort } from '../../core/linked-abort.js';
 import { type BackoffOptions, backoffDelay, sleep } from '../backoff.js';
-import { asGrammySignal, linkSignals } from './abort-signals.js';
+import { asGrammySignal } from './abort-signals.js';
 
 /** What the connection transformer reports to, and asks of, the adapter. */
 export interface ConnectionWatch {
@@ -52,7 +53,7 @@ export function connectionTransformer(watch: ConnectionWatch): Transformer {
         finalAck || watch.stopSignal.aborted
           ? Math.min(watch.requestTimeoutMs, STOP_REQUEST_TIMEOUT_MS)
           : pollMs + watch.requestTimeoutMs;
-      const request = linkSignals(polling ? [signal] : [signal, watch.stopSignal], timeoutMs);
+      const request = new LinkedAbort(polling ? [signal] : [signal, watch.stopSignal], timeoutMs);
       let failure: unknown;
       try {
         const response = await prev(method, body, asGrammySignal(request.signal));
@@ -76,7 +77,7 @@ export function connectionTransformer(watch: ConnectionWatch): Transformer {
       } finally {
         request.dispose();
       }
-      const wait = linkSignals([signal, watch.stopSignal]);
+      const wait = new LinkedAbort([signal, watch.stopSignal]);
       await sleep(backoffDelay(attempt, watch.backoff), wait.signal);
       wait.dispose();
       if (isCancelled(signal, watch.stopSignal)) {

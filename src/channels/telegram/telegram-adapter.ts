@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Bot } from 'grammy';
 import type { Logger } from 'pino';
+import { LinkedAbort } from '../../core/linked-abort.js';
 import { oneAtATime } from '../../core/one-at-a-time.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, sleep } from '../backoff.js';
 import {
@@ -14,7 +15,7 @@ import {
 } from '../channel-adapter.js';
 import type { ChannelsConfig, TelegramConfig } from '../channels-config.js';
 import { DEFAULT_SECRET_GRACE_MS, RotatingSecret } from '../rotating-secret.js';
-import { asGrammySignal, type GrammySignal, linkSignals } from './abort-signals.js';
+import { asGrammySignal, type GrammySignal } from './abort-signals.js';
 import { AckHoldback } from './ack-holdback.js';
 import { type BotCommand, toBotCommands } from './bot-commands.js';
 import { BotToken } from './bot-token.js';
@@ -92,7 +93,7 @@ export class TelegramAdapter implements ChannelAdapter {
   /** Set while a token switch stops the poller: the poll loop starts again once it resolves. */
   private switchingToken: Promise<void> | undefined;
   /** Ends the back-off wait in progress, if any. */
-  private wake: AbortController | undefined;
+  private wake: LinkedAbort | undefined;
 
   constructor(options: TelegramAdapterOptions) {
     const { config } = options;
@@ -299,11 +300,10 @@ export class TelegramAdapter implements ChannelAdapter {
 
   /** A back-off wait, ended early by stop() or by a token switch (the new token may work now). */
   private async pause(ms: number): Promise<void> {
-    const wake = new AbortController();
+    const wake = new LinkedAbort([this.stopController.signal]);
     this.wake = wake;
-    const until = linkSignals([this.stopController.signal, wake.signal]);
-    await sleep(ms, until.signal);
-    until.dispose();
+    await sleep(ms, wake.signal);
+    wake.dispose();
     if (this.wake === wake) this.wake = undefined;
   }
 

@@ -205,7 +205,7 @@ export class Gateway implements ChatProvider {
     const shared = this.options.state.get(route.id);
     if (shared.disabled?.fingerprint === route.settings.fingerprint) return;
     const started = this.now();
-    const timeout = new LinkedAbort(signal, this.options.attemptTimeoutMs);
+    const timeout = new LinkedAbort([signal], this.options.attemptTimeoutMs);
     try {
       // Through the breaker: when it is open and due, this probe is its half-open trial.
       await route.breaker.execute(async () => {
@@ -276,7 +276,7 @@ export class Gateway implements ChatProvider {
   /** The whole request's deadline; the caller disposes of it when the request is over. */
   private deadline(outer: AbortSignal | undefined): { deadline: LinkedAbort; deadlineAt: number } {
     return {
-      deadline: new LinkedAbort(outer, this.options.deadlineMs),
+      deadline: new LinkedAbort([outer], this.options.deadlineMs),
       deadlineAt: this.now() + this.options.deadlineMs,
     };
   }
@@ -320,7 +320,7 @@ export class Gateway implements ChatProvider {
     const reservation = await this.reserve(route, ctx);
     if (!reservation) throw new Error('budget');
     const attempt = new LinkedAbort(
-      outer,
+      [outer],
       Math.max(1, Math.min(this.options.attemptTimeoutMs, deadlineAt - this.now())),
     );
     const started = this.now();
@@ -363,8 +363,8 @@ export class Gateway implements ChatProvider {
   ): Promise<ChatResult> {
     const delay =
       this.options.hedge.delayMs ?? first.latency.percentile(95) ?? this.options.attemptTimeoutMs / 2;
-    const cancelFirst = new LinkedAbort(outer);
-    const cancelSecond = new LinkedAbort(outer);
+    const cancelFirst = new LinkedAbort([outer]);
+    const cancelSecond = new LinkedAbort([outer]);
     const primary = this.attemptOnce(first, ctx, cancelFirst.signal, deadlineAt);
     void primary.finally(() => cancelFirst.dispose()).catch(() => {});
     let timer: NodeJS.Timeout | undefined;
@@ -408,7 +408,7 @@ export class Gateway implements ChatProvider {
     if (!reservation) throw new Error('budget');
     const remaining = Math.max(1, deadlineAt - this.now());
     // Armed until the first event, then re-armed after each one: a stream that stalls fails over.
-    const attempt = new LinkedAbort(outer, Math.min(this.options.firstTokenDeadlineMs, remaining));
+    const attempt = new LinkedAbort([outer], Math.min(this.options.firstTokenDeadlineMs, remaining));
     const started = this.now();
     route.recordRequest(started);
     this.observer.onRequest(route.id);
