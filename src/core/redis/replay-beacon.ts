@@ -10,13 +10,14 @@ const MARK_TTL_MS = 5000;
  * after an outage. Until those reach Redis, another node would not see the turns this node
  * answered during the outage, so it must not yet re-run the BullMQ jobs that were in flight when
  * Redis went away (an inbox job re-run there would answer an answered message again). The
- * failover queues wait on `othersReplaying()` before their workers take jobs again.
+ * failover queues wait on `anyReplaying()` before their workers take jobs again.
  *
  * The mark is one field per node of `<prefix>:wal-replaying`, holding until when it counts
  * (renewed every second while records wait, so a node that dies mid-replay stops counting).
  */
 export class ReplayBeacon {
   private readonly key: string;
+  private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private marked = false;
 
@@ -33,6 +34,7 @@ export class ReplayBeacon {
     },
   ) {
     this.key = `${options.keyPrefix}:wal-replaying`;
+    this.now = options.now ?? Date.now;
   }
 
   start(): void {
@@ -51,7 +53,7 @@ export class ReplayBeacon {
   async anyReplaying(): Promise<boolean> {
     if (this.options.pending() > 0) return true;
     const marks = await this.options.redis.hgetall(this.key);
-    const now = (this.options.now ?? Date.now)();
+    const now = this.now();
     return Object.values(marks).some((until) => Number(until) > now);
   }
 
@@ -61,7 +63,7 @@ export class ReplayBeacon {
     const waiting = pending() > 0;
     if (!waiting && !this.marked) return;
     const write = waiting
-      ? redis.hset(this.key, node, String((this.options.now ?? Date.now)() + MARK_TTL_MS))
+      ? redis.hset(this.key, node, String(this.now() + MARK_TTL_MS))
       : redis.hdel(this.key, node);
     this.marked = waiting;
     write.catch((error: unknown) => {
