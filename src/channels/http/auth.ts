@@ -1,15 +1,11 @@
-import { hash, timingSafeEqual } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { matchesSecret, secretDigest } from '../secret-match.js';
 
-/** Compares bearer tokens in constant time (hashing first makes the lengths equal). */
+/** Checks `Authorization: Bearer <token>` against `tokens`, in constant time (see matchesSecret). */
 export function createTokenCheck(tokens: readonly string[]): (header: string | undefined) => boolean {
-  const digests = tokens.map((t) => hash('sha256', t, 'buffer'));
-  return (header) => {
-    if (!header?.startsWith('Bearer ')) return false;
-    const presented = hash('sha256', header.slice('Bearer '.length).trim(), 'buffer');
-    let ok = false;
-    for (const digest of digests) ok = timingSafeEqual(digest, presented) || ok;
-    return ok;
-  };
+  const digests = tokens.map(secretDigest);
+  return (header) =>
+    header?.startsWith('Bearer ') === true && matchesSecret(header.slice('Bearer '.length).trim(), digests);
 }
 
 /** A short stable id for a token, for rate-limit keys and logs, that does not reveal it. */
