@@ -24,6 +24,11 @@ export interface Reservation {
    * midnight cannot spend in a day that never reserved for it.
    */
   reservedAt?: number;
+  /**
+   * Set when no cap held any of the estimate (none applied, or the call was free): settling has
+   * nothing to free then, and releasing nothing to do. Unset means it may hold budget.
+   */
+  holdsNothing?: true;
 }
 
 export interface SettleInput {

@@ -107,47 +107,67 @@ return 0
 `;
 
 /**
- * KEYS: for each ledger counter i = 1..n:
- *         KEYS[3i-2] its hash, KEYS[3i-1] its reservation sorted set, KEYS[3i] its bucket's index set
- * ARGV: [1] reservation id, [2] actual cost (micro-USD), [3] input tokens, [4] output tokens, [5] now (ms),
- *       then for each counter i: ARGV[4i+2] its cap (micro-USD, -1 when uncapped),
- *       ARGV[4i+3] its warn-at spend (micro-USD), ARGV[4i+4] its keys' TTL (ms),
- *       ARGV[4i+5] its member in the index set
+ * The call's counters come by DIMENSION (global, provider, person, channel), each with a day and
+ * a month counter, so what they share is sent once: the two index sets, the two TTLs, the member.
+ * KEYS: [1] the day's index set, [2] the month's index set,
+ *       then for each dimension d = 1..D: KEYS[1+2d] its day hash, KEYS[2+2d] its month hash,
+ *       then, in the same counter order, the reservation sorted set of every counter that needs
+ *       one: all of them while the reservation may be held, else only the capped ones.
+ * ARGV: [1] reservation id, [2] actual cost (micro-USD), [3] input tokens, [4] output tokens,
+ *       [5] now (ms), [6] the day keys' TTL (ms), [7] the month keys' TTL (ms),
+ *       [8] 1 when the reservation may be held on these counters, 0 when it holds nothing,
+ *       then for each dimension d: ARGV[4+5d] its member in the index sets,
+ *       ARGV[5+5d] and ARGV[6+5d] its day cap and warn-at spend, ARGV[7+5d] and ARGV[8+5d] its
+ *       month cap and warn-at spend (micro-USD, -1 when uncapped).
  * Moves the reservation (if still held: it may have been reaped) out of `reserved` and adds the
- * actual cost to `spent`, atomically on every counter.
- * Returns a flat array, for each counter i: [2i-1] the thresholds this settle was the first in
- * the cluster to pass (0 none, +1 the warn-at spend, +2 the cap), [2i] the counter's spend after it.
+ * actual cost to `spent`, atomically on every counter. Only counters with a sorted set are reaped:
+ * an uncapped counter holds no reservations, and the next reserve or peek reaps any left from
+ * a cap removed since.
+ * Returns a flat array, for each counter i (day then month, per dimension): [2i-1] the thresholds
+ * this settle was the first in the cluster to pass (0 none, +1 the warn-at spend, +2 the cap),
+ * [2i] the counter's spend after it.
  */
 const SETTLE_SCRIPT = `${REAP}
-local n = #KEYS / 3
-local id, usd, now = ARGV[1], ARGV[2], ARGV[5]
-local passed = {}
-for i = 1, n do
-  local h, z, idx = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  reap(h, z, now)
-  if redis.call('ZREM', z, id) == 1 then
-    local field = 'r:' .. id
-    local held = tonumber(redis.call('HGET', h, field) or '0')
-    if held ~= 0 then redis.call('HINCRBY', h, 'reserved', -held) end
-    redis.call('HDEL', h, field)
-  end
-  local spent = redis.call('HINCRBY', h, 'spent', usd)
-  redis.call('HINCRBY', h, 'in', ARGV[3])
-  redis.call('HINCRBY', h, 'out', ARGV[4])
-  redis.call('HINCRBY', h, 'req', 1)
-  local ttl = ARGV[4 * i + 4]
-  redis.call('PEXPIRE', h, ttl)
-  redis.call('SADD', idx, ARGV[4 * i + 5])
-  redis.call('PEXPIRE', idx, ttl)
-  local cap, level = tonumber(ARGV[4 * i + 2]), 0
-  if cap > 0 then
-    if spent >= tonumber(ARGV[4 * i + 3]) and redis.call('HSETNX', h, 'warned', 1) == 1 then
-      level = level + 1
+local dimensions = (#ARGV - 8) / 5
+local id, usd, now, held = ARGV[1], ARGV[2], ARGV[5], ARGV[8] == '1'
+local passed, nextZset = {}, 2 + 2 * dimensions
+for d = 1, dimensions do
+  local base = 4 + 5 * d
+  for p = 1, 2 do
+    local i = 2 * (d - 1) + p
+    local h, cap = KEYS[2 * d + p], tonumber(ARGV[base + 2 * p - 1])
+    if held or cap >= 0 then
+      nextZset = nextZset + 1
+      local z = KEYS[nextZset]
+      reap(h, z, now)
+      if held and redis.call('ZREM', z, id) == 1 then
+        local field = 'r:' .. id
+        local holds = tonumber(redis.call('HGET', h, field) or '0')
+        if holds ~= 0 then redis.call('HINCRBY', h, 'reserved', -holds) end
+        redis.call('HDEL', h, field)
+      end
     end
-    if spent >= cap and redis.call('HSETNX', h, 'exhausted', 1) == 1 then level = level + 2 end
+    local spent = redis.call('HINCRBY', h, 'spent', usd)
+    redis.call('HINCRBY', h, 'in', ARGV[3])
+    redis.call('HINCRBY', h, 'out', ARGV[4])
+    redis.call('HINCRBY', h, 'req', 1)
+    redis.call('PEXPIRE', h, ARGV[5 + p])
+    local level = 0
+    if cap > 0 then
+      if spent >= tonumber(ARGV[base + 2 * p]) and redis.call('HSETNX', h, 'warned', 1) == 1 then
+        level = level + 1
+      end
+      if spent >= cap and redis.call('HSETNX', h, 'exhausted', 1) == 1 then level = level + 2 end
+    end
+    passed[2 * i - 1] = level
+    passed[2 * i] = spent
   end
-  passed[2 * i - 1] = level
-  passed[2 * i] = spent
+end
+for p = 1, 2 do
+  local members = {}
+  for d = 1, dimensions do members[d] = ARGV[4 + 5 * d] end
+  redis.call('SADD', KEYS[p], unpack(members))
+  redis.call('PEXPIRE', KEYS[p], ARGV[5 + p])
 end
 return passed
 `;
@@ -262,7 +282,7 @@ export class RedisCostGuard implements MeteredCostGuard {
     const id = randomUUID();
     // A free call cannot add to any spend, so no cap refuses it (not even one already passed).
     const capped = amountMicros === 0 ? [] : cappedCounters(this.budgets, input, now);
-    if (capped.length === 0) return { id, input, reservedAt: now };
+    if (capped.length === 0) return { id, input, reservedAt: now, holdsNothing: true };
     const keys: string[] = [];
     const args: (string | number)[] = [id, amountMicros, now, now + this.ttlMs];
     for (const counter of capped) {
@@ -283,17 +303,30 @@ export class RedisCostGuard implements MeteredCostGuard {
     const now = this.now();
     const at = reservation.reservedAt ?? now;
     const counters = ledgerCounters(this.budgets, reservation.input, at);
-    const keys: string[] = [];
-    const args: (string | number)[] = [reservation.id, usdMicros, inputTokens, outputTokens, now];
-    for (const counter of counters) {
-      keys.push(this.hashKey(counter), this.zsetKey(counter), this.indexKey(counter.bucket));
-      args.push(
-        counter.capMicros ?? -1,
-        counter.warnAtMicros ?? -1,
-        this.keyTtl(counter.period, at, now),
-        member(counter),
-      );
+    const held = reservation.holdsNothing !== true;
+    const keys = [this.indexKey(dayBucket(at)), this.indexKey(monthBucket(at))];
+    const zsets: string[] = [];
+    const args: (string | number)[] = [
+      reservation.id,
+      usdMicros,
+      inputTokens,
+      outputTokens,
+      now,
+      this.keyTtl('day', at, now),
+      this.keyTtl('month', at, now),
+      held ? 1 : 0,
+    ];
+    for (const [i, counter] of counters.entries()) {
+      // The script takes each dimension's day and month counters as a pair (see its header).
+      if (counter.period !== (i % 2 === 0 ? 'day' : 'month')) {
+        throw new Error('ledger counters must come as day-then-month pairs per dimension');
+      }
+      keys.push(this.hashKey(counter));
+      if (held || counter.capMicros !== undefined) zsets.push(this.zsetKey(counter));
+      if (counter.period === 'day') args.push(member(counter));
+      args.push(counter.capMicros ?? -1, counter.warnAtMicros ?? -1);
     }
+    keys.push(...zsets);
     const reply = (await this.redis.agentCostSettle(keys.length, ...keys, ...args)) as number[];
     const events = counters.flatMap((counter, i) =>
       thresholdEvents(counter, Number(reply[2 * i] ?? 0), Number(reply[2 * i + 1] ?? 0)),
@@ -302,6 +335,7 @@ export class RedisCostGuard implements MeteredCostGuard {
   }
 
   async release(reservation: Reservation): Promise<void> {
+    if (reservation.holdsNothing) return;
     const now = this.now();
     // Every counter of the call, not just today's capped ones: a cap removed since the reserve
     // still frees what it held.

@@ -320,6 +320,36 @@ describe('RedisCostGuard on a real redis-server', () => {
     ]);
   });
 
+  it('settles a call no cap held without touching reservations, and frees one whose cap was removed since', async () => {
+    const keyPrefix = `budget-test-${++prefixes}`;
+    const guard = (budgets: BudgetConfigInput) =>
+      new RedisCostGuard({ redis: connect(), keyPrefix, budgets: budgetConfigSchema.parse(budgets) });
+    const capped = guard({ perProvider: { openai: { dailyUsd: 1 } } });
+    const uncapped = guard({});
+
+    // Bob's call meets no cap: it holds nothing, so its release and settle free nothing either.
+    const bobs = await capped.reserve(
+      call(0.4, { providerId: 'anthropic', personId: 'bob', channel: 'slack' }),
+    );
+    expect(bobs.holdsNothing).toBe(true);
+    const alices = await capped.reserve(call(0.7));
+    expect(alices.holdsNothing).toBeUndefined();
+    await capped.release(bobs);
+    await capped.settle(bobs, spent(0.3));
+    const before = await capped.snapshot();
+    expect(before.persons.bob).toMatchObject({ dayUsd: 0.3, dayRequests: 1 });
+    expect(before.channels.slack).toMatchObject({ dayUsd: 0.3 });
+    expect(before.budgets).toMatchObject([{ subject: 'openai', spentUsd: 0, reservedUsd: 0.7 }]);
+    expect(await refusal(capped.reserve(call(0.4)))).toMatchObject({ subject: 'openai' });
+
+    // A node whose config no longer caps OpenAI settles Alice's call: what it held is still freed.
+    await uncapped.settle(alices, spent(0.2));
+    const client = connect();
+    const [dayHash] = await client.keys(`${keyPrefix}:cost:????-??-??:h:p:openai`);
+    expect(await client.hmget(dayHash as string, 'spent', 'reserved')).toEqual(['200000', '0']);
+    await expect(capped.reserve(call(0.8))).resolves.toMatchObject({ input: { providerId: 'openai' } });
+  });
+
   it('fires each threshold once across the cluster, per period', async () => {
     let clock = Date.now();
     const events: ThresholdEvent[] = [];
@@ -361,5 +391,12 @@ describe('RedisCostGuard on a real redis-server', () => {
     const monthTtl = await client.pttl(monthHash);
     expect(monthTtl).toBeGreaterThan(endOfMonth - now);
     expect(monthTtl).toBeLessThanOrEqual(endOfMonth - now + 24 * 3_600_000 + slack);
+    // The index sets naming the period's counters expire with them.
+    const [dayIndex, monthIndex] = [dayHash, monthHash].map((k) => k.replace(/:h:g:global$/, ':idx'));
+    expect(await client.smembers(dayIndex as string)).toEqual(
+      expect.arrayContaining(['g:global', 'u:alice']),
+    );
+    expect(Math.abs((await client.pttl(dayIndex as string)) - dayTtl)).toBeLessThanOrEqual(slack);
+    expect(Math.abs((await client.pttl(monthIndex as string)) - monthTtl)).toBeLessThanOrEqual(slack);
   });
 });
