@@ -1,9 +1,9 @@
 /**
- * The reference for bench/gateway-bench.ts: the least a Node HTTP hop through the `openai` SDK
- * costs here. fastify takes POST /v1/chat/completions, sends the body on to the upstream through
- * the SDK (retries off, a shared keep-alive undici dispatcher) and answers with what came back:
- * no auth, limits, routing, breakers, budgets or metrics. The gateway's own cost is what it adds
- * over this, measured in the same run.
+ * The reference for bench/gateway-bench.ts and bench/http-bench.ts: the least a Node HTTP hop
+ * through the `openai` SDK costs here. fastify takes POST /v1/chat/completions, sends the body on
+ * to the upstream through the SDK (retries off, a shared keep-alive undici dispatcher) and answers
+ * with what came back: no auth, limits, routing, breakers, budgets, memory or metrics. What the
+ * agent adds over this is its own cost, measured in the same run.
  *
  * Started with an IPC channel and the upstream's base URL as its argument; sends `{ port }` once
  * listening, and exits when the parent goes away.

@@ -58,7 +58,6 @@ import { request } from 'undici';
 import type { FakeFaultSetting } from '../test/fakes/fake-openai.js';
 import { MAIN_JS } from '../test/support/agent-process.js';
 import { freePort } from '../test/support/free-port.js';
-import type { BareHopReady } from './bare-hop-process.js';
 import type {
   UpstreamCommand,
   UpstreamCounts,
@@ -66,6 +65,7 @@ import type {
   UpstreamReady,
   UpstreamReply,
 } from './fake-upstream-process.js';
+import { startBareHop } from './support/bare-hop.js';
 import { type CpuSample, cpuPercent, otherProcessesCpu, sampleCpu } from './support/cpu.js';
 import { intEnv, keepAliveAgent, type OpenResult, openLoop } from './support/load.js';
 import { agentDir, type Child, runBench, spawnNode, untilReady } from './support/processes.js';
@@ -119,20 +119,6 @@ const TARGET_FAILOVER_RPS = 2000;
 // Processes.
 
 /** The fake upstreams' process, and a typed IPC client for it. */
-/** The bare hop's process (bench/bare-hop-process.ts) in front of the primary upstream. */
-async function startBareHop(primaryBaseURL: string): Promise<{ handle: Child; url: string }> {
-  const handle = spawnNode(
-    'bare hop',
-    [...process.execArgv, join(import.meta.dirname, 'bare-hop-process.ts'), primaryBaseURL],
-    { PATH: process.env.PATH ?? '' },
-  );
-  const { port } = await untilReady(
-    handle,
-    15_000,
-    (m): m is BareHopReady => typeof m === 'object' && m !== null && 'port' in m,
-  );
-  return { handle, url: `http://127.0.0.1:${port}` };
-}
 
 interface Upstreams {
   handle: Child;

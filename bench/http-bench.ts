@@ -6,8 +6,13 @@
  * Targets, each measured BENCH_RUNS times (median and every run are printed):
  *   - baseline: the fake OpenAI provider's /v1/chat/completions, hit directly with a request shaped
  *     like the ones the agent sends (system prompt, 20 turns of context, the new message);
+ *   - bare hop (a reference, not judged): the same request through the least a Node hop through
+ *     the `openai` SDK does (bench/bare-hop-process.ts: fastify, the SDK, a keep-alive dispatcher),
+ *     the hop the issue's figures are quoted against, measured on this machine in the same runs;
  *   - the agent with the local append-only log as memory;
- *   - the agent with Redis as memory (a private redis-server from startRedis(), AOF fsync always).
+ *   - the agent with Redis as memory (a private redis-server from startRedis(), AOF fsync always,
+ *     as the README recommends): the judged target;
+ *   - the same with `appendfsync everysec` (shown, not judged): what the durable setting costs.
  *
  * Measurements:
  *   - closed loop: BENCH_CONCURRENCY conversations, each sending its next message once the
@@ -21,7 +26,8 @@
  * with LOG_LEVEL=warn, so the load generator, the provider and the agent never share an event loop.
  *
  * Environment knobs: BENCH_RUNS (3), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1),
- * BENCH_CONCURRENCY (16), BENCH_RATE (200), BENCH_TARGETS (baseline,log,redis),
+ * BENCH_CONCURRENCY (16), BENCH_RATE (200),
+ * BENCH_TARGETS (baseline,barehop,log,redis,redis-everysec),
  * BENCH_AGENT_NODE_OPTIONS (NODE_OPTIONS for the agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"),
  * BENCH_COMPARE_MAIN (the dist/main.js of another build, e.g. an older commit's checkout: each
  * agent target is also measured through an agent running it, in the same runs, marked
@@ -34,6 +40,7 @@ import { type Dispatcher, request } from 'undici';
 import { startFakeOpenAi } from '../test/fakes/fake-openai.js';
 import { startAgentProcess } from '../test/support/agent-process.js';
 import { startRedis } from '../test/support/redis-server.js';
+import { startBareHop } from './support/bare-hop.js';
 import { type CpuSample, cpuPercent, otherProcessesCpu, redisPid, sampleCpu } from './support/cpu.js';
 import { intEnv, keepAliveAgent, type OpenResult, openLoop } from './support/load.js';
 import {
@@ -55,7 +62,9 @@ const SECONDS = intEnv('BENCH_SECONDS', 5);
 const WARMUP_SECONDS = intEnv('BENCH_WARMUP_SECONDS', 1);
 const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 16);
 const RATE = intEnv('BENCH_RATE', 200);
-const TARGETS = (process.env.BENCH_TARGETS ?? 'baseline,log,redis').split(',').map((s) => s.trim());
+const TARGETS = (process.env.BENCH_TARGETS ?? 'baseline,barehop,log,redis,redis-everysec')
+  .split(',')
+  .map((s) => s.trim());
 const AGENT_NODE_OPTIONS = process.env.BENCH_AGENT_NODE_OPTIONS ?? '';
 /** Another build's dist/main.js to measure beside this one (see the header). */
 const COMPARE_MAIN = process.env.BENCH_COMPARE_MAIN;
@@ -65,6 +74,8 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const PRIME_SECONDS = 2;
 
 const TARGET_MSGS_PER_S = 1500;
+/** The judged target: the agent on Redis with the settings the README recommends. */
+const REDIS_TARGET = 'agent, redis memory';
 const TARGET_P99_MS = 5;
 
 // ---------------------------------------------------------------------------------------------
@@ -193,8 +204,9 @@ function baselineBody(conversation: number, seq: number): string {
   return JSON.stringify({ model: 'fake-model', messages });
 }
 
-function baselineTarget(baseURL: string, pids: Pids): Target {
-  return checkedTarget('baseline: fake provider direct', pids, async (conversation, seq, dispatcher) => {
+/** Sends what the agent would send its provider to an OpenAI-compatible `baseURL` (the fake, or a hop). */
+function completionsTarget(label: string, baseURL: string, pids: Pids): Target {
+  return checkedTarget(label, pids, async (conversation, seq, dispatcher) => {
     const response = await request(`${baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer not-needed' },
@@ -352,7 +364,7 @@ function report(results: TargetResults[]): string {
     `CPU during (a), ${coresNote()}, medians over runs`,
     cpu,
   ];
-  const redis = results.find((r) => r.target.label.includes('redis'));
+  const redis = results.find((r) => r.target.label === REDIS_TARGET);
   if (redis) {
     const rps = median(redis.closed.map((r) => r.perSecond));
     const p99 = median(redis.open.map((r) => r.p99));
@@ -380,7 +392,14 @@ async function main(): Promise<void> {
   const basePids: Pids = { loadGenerator: process.pid };
   if (fake.handle.child.pid !== undefined) basePids.fakeProvider = fake.handle.child.pid;
   const targets: Target[] = [];
-  if (TARGETS.includes('baseline')) targets.push(baselineTarget(fake.baseURL, basePids));
+  if (TARGETS.includes('baseline')) {
+    targets.push(completionsTarget('baseline: fake provider direct', fake.baseURL, basePids));
+  }
+  if (TARGETS.includes('barehop')) {
+    const hop = await startBareHop(fake.baseURL);
+    const pids: Pids = { ...basePids, agent: hop.handle.child.pid };
+    targets.push(completionsTarget('bare hop: fastify + openai SDK', `${hop.url}/v1`, pids));
+  }
   const agentEnv = { OPENAI_BASE_URL: fake.baseURL, OPENAI_MODEL: 'fake-model' };
   if (COMPARE_MAIN) console.log(`compared with: ${COMPARE_MAIN} (targets marked "[compared]")`);
   const builds = [
@@ -394,16 +413,21 @@ async function main(): Promise<void> {
       targets.push(agentTarget(`agent, log memory${suffix}`, agent.url, pids));
     }
   }
-  if (TARGETS.includes('redis')) {
-    const redis = stopAtCleanup(await startRedis());
+  const redisTargets = [
+    { key: 'redis', label: REDIS_TARGET, args: [] },
+    { key: 'redis-everysec', label: 'agent, redis (fsync everysec)', args: ['--appendfsync', 'everysec'] },
+  ];
+  for (const { key, label, args } of redisTargets) {
+    if (!TARGETS.includes(key)) continue;
+    const redis = stopAtCleanup(await startRedis({ args }));
     for (const [i, { mainJs, suffix }] of builds.entries()) {
       const agent = await startAgent(
-        `agent (redis memory)${suffix}`,
+        `${label}${suffix}`,
         { ...agentEnv, REDIS_URL: redis.url, REDIS_KEY_PREFIX: `bench-${process.pid}-${i}` },
         mainJs,
       );
       const pids: Pids = { ...basePids, agent: agent.handle.child.pid, redis: await redisPid(redis.url) };
-      targets.push(agentTarget(`agent, redis memory${suffix}`, agent.url, pids));
+      targets.push(agentTarget(`${label}${suffix}`, agent.url, pids));
     }
   }
   if (targets.length === 0) throw new Error(`BENCH_TARGETS="${TARGETS.join(',')}" names no target`);
