@@ -163,9 +163,9 @@ for d = 1, dimensions do
     passed[2 * i] = spent
   end
 end
+local members = {}
+for d = 1, dimensions do members[d] = ARGV[4 + 5 * d] end
 for p = 1, 2 do
-  local members = {}
-  for d = 1, dimensions do members[d] = ARGV[4 + 5 * d] end
   redis.call('SADD', KEYS[p], unpack(members))
   redis.call('PEXPIRE', KEYS[p], ARGV[5 + p])
 end
