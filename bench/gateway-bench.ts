@@ -119,7 +119,6 @@ const TARGET_FAILOVER_RPS = 2000;
 // Processes.
 
 /** The fake upstreams' process, and a typed IPC client for it. */
-
 interface Upstreams {
   handle: Child;
   urls: UpstreamReady['upstreams'];
